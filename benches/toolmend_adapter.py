@@ -1,0 +1,89 @@
+"""toolmend behind the bench-anchors adapter interface (../shared/bench-anchors/adapters.py).
+
+Adapter: .fmt .name .family, parse_full(text) -> (content, [(name, args_json), ...]),
+new_stream() -> stream with prepare / feed_prepared (the timed call) / consume / feed / finish,
+where finish() -> (content, calls, notes) built from the streamed events, like the peers.
+
+Workload renderings (bench-anchors gen.py `render`) and the toolmend format used for each:
+  hermes   'preamble\\n<tool_call>\\n{"name": .., "arguments": {..}}\\n</tool_call>\\n<tool_call>..'
+           -> "hermes"
+  llama3   '<|python_tag|>{"name": .., "arguments": {..}}; {..}'  (python_tag prefix, calls joined
+           by "; ", key "arguments", no preamble) -> "llama3_json"
+  mistral  'preamble [TOOL_CALLS] [{"name": .., "arguments": {..}}, {..}]'  (pre-v11 JSON array)
+           -> "mistral_array"
+  pythonic "[f(a=1, b='x', c=True, d=None), g(..)]"  (Python literals via repr, no preamble)
+           -> "pythonic"
+"""
+
+FORMATS = {"hermes": "hermes", "llama3": "llama3_json", "mistral": "mistral_array",
+           "pythonic": "pythonic"}
+
+
+def openai_tools(tools):
+    """bench-anchors tools.json entries ({name, description, parameters}) -> OpenAI tool dicts."""
+    return [{"type": "function", "function": dict(t)} for t in tools]
+
+
+class _Stream:
+    def __init__(self, sp):
+        self.p = sp
+        self.content = []
+        self.calls = {}  # index -> [name, args]
+        self.notes = []
+
+    def prepare(self, delta):
+        return delta
+
+    def feed_prepared(self, delta):
+        return self.p.feed(delta)
+
+    def consume(self, events):
+        for ev in events:
+            kind = ev.kind
+            if kind == "content":
+                self.content.append(ev.text)
+            elif kind == "tool_call_start":
+                slot = self.calls.setdefault(ev.index, [None, ""])
+                if slot[0] is not None and slot[0] != ev.name:
+                    self.notes.append(f"call {ev.index}: second start event {slot[0]!r} -> {ev.name!r}")
+                slot[0] = ev.name
+            elif kind == "tool_call_args":
+                self.calls.setdefault(ev.index, [None, ""])[1] += ev.text or ""
+
+    def feed(self, delta):
+        self.consume(self.feed_prepared(delta))
+
+    def finish(self):
+        self.consume(self.p.finish())
+        content = "".join(self.content)
+        calls = [(n, a) for _, (n, a) in sorted(self.calls.items())]
+        r = self.p.result()
+        if r.content != content or [(c.name, c.arguments) for c in r.tool_calls] != calls:
+            self.notes.append("result() differs from the streamed events")
+        return content, calls, self.notes
+
+
+class ToolmendAdapter:
+    family = "toolmend"
+
+    def __init__(self, fmt, tools=None, format_override=None):
+        import toolmend
+
+        self.tm = toolmend
+        self.fmt = fmt
+        self.format = format_override or FORMATS[fmt]
+        self.name = f"toolmend.{self.format}" + (f"[{fmt}]" if format_override else "")
+        self.tools = tools
+
+    def parse_full(self, text):
+        r = self.tm.parse(text, tools=self.tools, format=self.format)
+        return r.content, [(c.name, c.arguments) for c in r.tool_calls]
+
+    def new_stream(self):
+        return _Stream(self.tm.StreamParser(tools=self.tools, format=self.format))
+
+
+def toolmend_adapters(tools=None, fmts=tuple(FORMATS), format_override=None):
+    """One adapter per workload format; `tools` in bench-anchors' tools.json shape (or None)."""
+    oa = openai_tools(tools) if tools is not None else None
+    return [ToolmendAdapter(f, oa, format_override) for f in fmts]

@@ -1,0 +1,313 @@
+//! The emitter: the one place where events are produced and the result is accumulated.
+//!
+//! Families report what they recognised (text, call start, argument fragments, call end);
+//! the emitter applies the cross-format policies: whitespace around markup, tool-name
+//! resolution against the declared tools, id generation, event coalescing.
+
+use std::sync::Arc;
+
+use crate::event::{Diagnostic, Event, ParseResult, ToolCall};
+use crate::tools::{Tool, ToolSet};
+
+/// Which text channel a piece of prose belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Content,
+    Reasoning,
+}
+
+/// How generated call ids look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdStyle {
+    /// `call_` followed by 24 alphanumerics (OpenAI style).
+    OpenAi,
+    /// 9 alphanumerics (Mistral templates reject anything else).
+    Mistral9,
+}
+
+/// Deterministic id generator (splitmix64 over a seed).
+#[derive(Debug, Clone)]
+struct IdGen {
+    state: u64,
+}
+
+const ALNUM: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+impl IdGen {
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn alnum(&mut self, n: usize) -> String {
+        let mut s = String::with_capacity(n);
+        while s.len() < n {
+            let mut r = self.next_u64();
+            for _ in 0..10 {
+                if s.len() == n {
+                    break;
+                }
+                s.push(ALNUM[(r % 62) as usize] as char);
+                r /= 62;
+            }
+        }
+        s
+    }
+}
+
+/// A random seed from the process's hash randomness (no extra dependency).
+pub fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    h.finish()
+}
+
+/// Collects events and the accumulated result. See the module docs.
+#[derive(Debug)]
+pub struct Emitter {
+    /// Events produced since the last [`Emitter::take_events`].
+    events: Vec<Event>,
+    content: String,
+    reasoning: String,
+    calls: Vec<ToolCall>,
+    diagnostics: Vec<Diagnostic>,
+    /// Per channel: trailing whitespace held back (dropped at the end of output).
+    held: [String; 2],
+    /// Per channel: non-space text was seen (leading whitespace is dropped until then).
+    started: [bool; 2],
+    tools: Option<Arc<ToolSet>>,
+    ids: IdGen,
+    id_style: IdStyle,
+    open_call: Option<usize>,
+    /// Absolute byte offset of the input the current family is reading (for spans).
+    pub base: usize,
+    /// The format auto-detection settled on.
+    pub format: Option<&'static str>,
+}
+
+impl Emitter {
+    pub fn new(tools: Option<Arc<ToolSet>>, seed: u64) -> Self {
+        Emitter {
+            events: Vec::new(),
+            content: String::new(),
+            reasoning: String::new(),
+            calls: Vec::new(),
+            diagnostics: Vec::new(),
+            held: [String::new(), String::new()],
+            started: [false, false],
+            tools,
+            ids: IdGen { state: seed },
+            id_style: IdStyle::OpenAi,
+            open_call: None,
+            base: 0,
+            format: None,
+        }
+    }
+
+    /// Sets how generated ids look (per format).
+    pub fn set_id_style(&mut self, style: IdStyle) {
+        self.id_style = style;
+    }
+
+    /// The declared tools, if any were given.
+    pub fn tools(&self) -> Option<&ToolSet> {
+        self.tools.as_deref()
+    }
+
+    /// The declared tool called `name` (resolved leniently), if tools were given.
+    pub fn tool(&self, name: &str) -> Option<&Tool> {
+        self.tools.as_deref()?.resolve(name)
+    }
+
+    fn push_text_event(&mut self, channel: Channel, s: &str) {
+        if s.is_empty() {
+            return;
+        }
+        match channel {
+            Channel::Content => {
+                self.content.push_str(s);
+                if let Some(Event::Content(last)) = self.events.last_mut() {
+                    last.push_str(s);
+                } else {
+                    self.events.push(Event::Content(s.to_string()));
+                }
+            }
+            Channel::Reasoning => {
+                self.reasoning.push_str(s);
+                if let Some(Event::Reasoning(last)) = self.events.last_mut() {
+                    last.push_str(s);
+                } else {
+                    self.events.push(Event::Reasoning(s.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Prose text, emitted as soon as it arrives, except whitespace: each channel's text
+    /// is trimmed at its very start and very end, so whitespace is held back until more
+    /// text of the same channel follows.
+    pub fn text(&mut self, channel: Channel, s: &str) {
+        let ch = channel as usize;
+        let s = if self.started[ch] { s } else { s.trim_start() };
+        if s.is_empty() {
+            return;
+        }
+        self.started[ch] = true;
+        let body = s.trim_end();
+        if body.is_empty() {
+            self.held[ch].push_str(s);
+            return;
+        }
+        if !self.held[ch].is_empty() {
+            let ws = std::mem::take(&mut self.held[ch]);
+            self.push_text_event(channel, &ws);
+        }
+        self.push_text_event(channel, body);
+        self.held[ch].push_str(&s[body.len()..]);
+    }
+
+    /// Records a diagnostic at absolute offsets.
+    pub fn diag(&mut self, kind: &'static str, start: usize, end: usize, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic { kind, start, end, message: message.into() });
+    }
+
+    /// Records many diagnostics.
+    pub fn diags(&mut self, items: impl IntoIterator<Item = Diagnostic>) {
+        self.diagnostics.extend(items);
+    }
+
+    /// Decides whether a call named `name` may be emitted. With declared tools, returns the
+    /// declared spelling (or `None`, after recording a diagnostic); without, any non-empty
+    /// name is accepted as written.
+    pub fn accept_name(&mut self, name: &str, start: usize, end: usize) -> Option<String> {
+        let name = name.trim();
+        let Some(tools) = self.tools.as_deref() else {
+            return Some(name.to_string());
+        };
+        match tools.resolve(name) {
+            Some(t) => {
+                let declared = t.name.clone();
+                if declared != name {
+                    self.diag("tool_name_resolved", start, end, format!("tool name {name:?} resolved to {declared:?}"));
+                }
+                Some(declared)
+            }
+            None => {
+                let names = tools.names().join(", ");
+                self.diag("unknown_tool", start, end, format!("{name:?} is not a declared tool (declared: {names}); kept as content"));
+                None
+            }
+        }
+    }
+
+    /// Starts a call and returns its index. `id` is the model-written id, if any.
+    pub fn start_call(&mut self, name: &str, id: Option<&str>) -> usize {
+        let index = self.calls.len();
+        let id = match id {
+            Some(id) if !id.is_empty() => id.to_string(),
+            _ => match self.id_style {
+                IdStyle::OpenAi => format!("call_{}", self.ids.alnum(24)),
+                IdStyle::Mistral9 => self.ids.alnum(9),
+            },
+        };
+        self.calls.push(ToolCall { id: id.clone(), name: name.to_string(), arguments: String::new() });
+        self.events.push(Event::ToolCallStart { index, id, name: name.to_string() });
+        self.open_call = Some(index);
+        index
+    }
+
+    /// Appends an argument fragment to the open call.
+    pub fn args(&mut self, s: &str) {
+        if s.is_empty() {
+            return;
+        }
+        let Some(index) = self.open_call else { return };
+        self.calls[index].arguments.push_str(s);
+        if let Some(Event::ToolCallArgs { index: i, text }) = self.events.last_mut() {
+            if *i == index {
+                text.push_str(s);
+                return;
+            }
+        }
+        self.events.push(Event::ToolCallArgs { index, text: s.to_string() });
+    }
+
+    /// Ends the open call.
+    pub fn end_call(&mut self) {
+        if let Some(index) = self.open_call.take() {
+            self.events.push(Event::ToolCallEnd { index });
+        }
+    }
+
+    /// True while a call is open.
+    pub fn in_call(&self) -> bool {
+        self.open_call.is_some()
+    }
+
+    /// Number of calls started so far.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Takes the events produced since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// End of output: drops held whitespace.
+    pub fn finish(&mut self) {
+        self.held = [String::new(), String::new()];
+    }
+
+    /// The result so far.
+    pub fn result(&self, format: Option<&'static str>) -> ParseResult {
+        ParseResult {
+            content: (!self.content.is_empty()).then(|| self.content.clone()),
+            reasoning: (!self.reasoning.is_empty()).then(|| self.reasoning.clone()),
+            tool_calls: self.calls.clone(),
+            format,
+            diagnostics: {
+                // Canonical order, whatever the chunking made the families report first.
+                let mut d = self.diagnostics.clone();
+                d.sort_by(|a, b| (a.start, a.end, a.kind, &a.message).cmp(&(b.start, b.end, b.kind, &b.message)));
+                d
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_is_trimmed_at_its_ends_only() {
+        let mut e = Emitter::new(None, 1);
+        e.text(Channel::Content, "\n  Hello ");
+        e.text(Channel::Reasoning, " hmm ");
+        e.text(Channel::Content, " world \n");
+        e.text(Channel::Content, "\n");
+        e.finish();
+        let r = e.result(None);
+        assert_eq!(r.content.as_deref(), Some("Hello  world"));
+        assert_eq!(r.reasoning.as_deref(), Some("hmm"));
+    }
+
+    #[test]
+    fn ids_are_unique_and_styled() {
+        let mut e = Emitter::new(None, 7);
+        e.set_id_style(IdStyle::Mistral9);
+        e.start_call("a", None);
+        e.end_call();
+        e.start_call("b", None);
+        e.end_call();
+        let r = e.result(None);
+        assert_eq!(r.tool_calls[0].id.len(), 9);
+        assert_ne!(r.tool_calls[0].id, r.tool_calls[1].id);
+        assert!(r.tool_calls[0].id.bytes().all(|b| b.is_ascii_alphanumeric()));
+    }
+}

@@ -1,0 +1,600 @@
+//! JSON-envelope family: calls written as JSON objects that carry the name and the
+//! arguments (`{"name": ..., "arguments": {...}}`), alone, in an array, one per line or
+//! separated by `;`, after an opening marker and before an optional closing one.
+//!
+//! Covers hermes, longcat, llama3_json, generic_json, mistral_array, functools, granite,
+//! granite_20b_fc, internlm, json_list_in_tag, minimax_m1, xlam, cohere, apertus, gigachat3.
+
+use crate::emit::{Emitter, IdStyle};
+use crate::families::{Family, Prose, ProseStep};
+use crate::json::{Dialect, JsonWriter, Progress, Scanner, Token, TokenSink};
+use crate::marker::starts_with_marker;
+
+/// Data describing one envelope format.
+#[derive(Debug, Clone)]
+pub struct EnvelopeSpec {
+    /// The format's prose trigger `i` opens a region closed by `closes[i]` (if any).
+    pub closes: Vec<Option<&'static str>>,
+    /// The object's only key is the tool name and its value the arguments (apertus).
+    pub name_as_key: bool,
+    pub id_style: IdStyle,
+}
+
+/// Keys that hold the tool name.
+const NAME_KEYS: &[&str] = &["name", "tool_name", "function_name"];
+/// Keys that hold the arguments.
+const ARGS_KEYS: &[&str] = &["arguments", "parameters", "args", "input", "tool_input"];
+/// Keys that hold a model-written call id.
+const ID_KEYS: &[&str] = &["id", "tool_call_id", "call_id"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Role {
+    #[default]
+    Other,
+    Name,
+    Args,
+    Id,
+    /// `"function": {...}` (OpenAI-shaped) or `"function": "name"`.
+    Function,
+}
+
+#[derive(Debug, Default)]
+enum Args {
+    #[default]
+    NotSeen,
+    /// Arguments object being written; `depth` is the sink depth of its object.
+    Object { depth: usize },
+    /// Arguments given as a JSON-encoded string, decoded through a nested scanner.
+    Encoded,
+    Done,
+    /// Not an object: the element is not a usable call.
+    Invalid,
+}
+
+/// Per-element (one envelope object) state.
+#[derive(Debug, Default)]
+struct Element {
+    /// Sink depth of the envelope object (keys live at `depth + 1`).
+    depth: usize,
+    role: Role,
+    /// Depth at which the role-bearing keys live.
+    key_depth: usize,
+    name: Option<String>,
+    collecting: Option<Role>,
+    text: String,
+    id: Option<String>,
+    args: Args,
+    /// Arguments written so far (held until the call can start).
+    writer: JsonWriter,
+    nested: Option<(Scanner, String)>,
+    started: bool,
+    rejected: bool,
+    /// Compact text of the whole element (kept until the call starts, for the fallback).
+    shadow: JsonWriter,
+    start_offset: usize,
+}
+
+#[derive(Debug, Default)]
+struct SinkState {
+    depth: usize,
+    /// Depth at which envelope objects live (0: the value itself, 1: inside an array).
+    elem_depth: Option<usize>,
+    elem: Option<Element>,
+    name_as_key: bool,
+    lenient: bool,
+    /// A call from this region was emitted.
+    committed: bool,
+    /// The region is not a call: its raw text becomes content.
+    passthrough: bool,
+    offset: usize,
+}
+
+struct EnvSink<'a> {
+    st: &'a mut SinkState,
+    out: &'a mut Emitter,
+}
+
+impl EnvSink<'_> {
+    fn try_start(&mut self) {
+        let st = &mut *self.st;
+        let Some(el) = st.elem.as_mut() else { return };
+        if el.started || el.rejected {
+            return;
+        }
+        let Some(name) = el.name.clone() else { return };
+        let ready = match el.args {
+            Args::Object { .. } | Args::Done => true,
+            Args::Encoded => el.writer.out.starts_with('{'),
+            _ => false,
+        };
+        if !ready {
+            return;
+        }
+        let at = st.offset;
+        if name.trim().is_empty() {
+            self.out.diag("missing_name", el.start_offset, at, "a call with an empty name was kept as content");
+            reject(st, self.out);
+            return;
+        }
+        match self.out.accept_name(&name, el.start_offset, at) {
+            Some(declared) => {
+                let el = st.elem.as_mut().expect("element");
+                let id = el.id.clone();
+                self.out.start_call(&declared, id.as_deref());
+                el.started = true;
+                st.committed = true;
+                let held = el.writer.take();
+                self.out.args(&held);
+            }
+            None => reject(st, self.out),
+        }
+    }
+
+    fn finish_element(&mut self) {
+        let st = &mut *self.st;
+        let Some(mut el) = st.elem.take() else { return };
+        if el.rejected {
+            return;
+        }
+        if el.name.is_none() {
+            // Not a call at all (no name): the region is prose.
+            self.out.diag("not_a_call", el.start_offset, st.offset, "JSON without a tool name was kept as content");
+            st.elem = Some(el);
+            reject(st, self.out);
+            st.elem = None;
+            return;
+        }
+        if matches!(el.args, Args::NotSeen) {
+            el.writer.out.push_str("{}");
+            el.args = Args::Done;
+        }
+        if matches!(el.args, Args::Invalid) {
+            self.out.diag("invalid_arguments", el.start_offset, st.offset, "arguments are not a JSON object; kept as content");
+            st.elem = Some(el);
+            reject(st, self.out);
+            st.elem = None;
+            return;
+        }
+        if !el.started {
+            st.elem = Some(el);
+            self.try_start();
+            let Some(el) = self.st.elem.take() else { return };
+            if !el.started {
+                return;
+            }
+        }
+        self.out.end_call();
+    }
+}
+
+/// Rejects the current element. A region with no call yet becomes content verbatim;
+/// a later element is kept as content in its compact JSON form.
+fn reject(st: &mut SinkState, out: &mut Emitter) {
+    let Some(el) = st.elem.as_mut() else { return };
+    el.rejected = true;
+    if !st.committed {
+        st.passthrough = true;
+    } else {
+        let mut text = el.shadow.take();
+        // Close what is open so the content is at least balanced text.
+        for _ in 0..el.shadow.depth() {
+            text.push('}');
+        }
+        out.text(crate::emit::Channel::Content, &text);
+    }
+}
+
+fn role_of(key: &str) -> Role {
+    if NAME_KEYS.contains(&key) {
+        Role::Name
+    } else if ARGS_KEYS.contains(&key) {
+        Role::Args
+    } else if ID_KEYS.contains(&key) {
+        Role::Id
+    } else if key == "function" {
+        Role::Function
+    } else {
+        Role::Other
+    }
+}
+
+impl TokenSink for EnvSink<'_> {
+    fn token(&mut self, tok: Token<'_>, at: usize) {
+        self.st.offset = at;
+        let depth_before = self.st.depth;
+        match tok {
+            Token::BeginObject | Token::BeginArray => self.st.depth += 1,
+            Token::EndObject | Token::EndArray => self.st.depth = self.st.depth.saturating_sub(1),
+            _ => {}
+        }
+        if self.st.passthrough {
+            return;
+        }
+        // Which depth holds envelope objects: the value itself, or the items of an array.
+        let elem_depth = match self.st.elem_depth {
+            Some(d) => d,
+            None => {
+                let d = usize::from(tok == Token::BeginArray);
+                self.st.elem_depth = Some(d);
+                if d == 1 {
+                    return;
+                }
+                d
+            }
+        };
+        if self.st.elem.is_none() {
+            if depth_before == elem_depth && tok == Token::BeginObject {
+                let mut el = Element { depth: elem_depth, key_depth: elem_depth + 1, start_offset: self.st.offset, ..Element::default() };
+                el.shadow.token(Token::BeginObject, at);
+                self.st.elem = Some(el);
+            } else if depth_before == elem_depth && !matches!(tok, Token::EndArray | Token::EndObject | Token::StringPart(_) | Token::EndString) {
+                let at = self.st.offset;
+                self.out.diag("not_a_call", at, at, "a non-object element in a tool-call list was ignored");
+            }
+            return;
+        }
+        let st = &mut *self.st;
+        let el = st.elem.as_mut().expect("element");
+        if !el.started {
+            el.shadow.token(tok.clone(), at);
+        }
+        match el.args {
+            Args::Object { depth } if depth_before >= depth => {
+                if depth_before == depth && matches!(tok, Token::EndObject | Token::EndArray) {
+                    el.args = Args::Done;
+                }
+                el.writer.token(tok, at);
+                if el.started {
+                    let s = el.writer.take();
+                    self.out.args(&s);
+                }
+                return;
+            }
+            Args::Encoded => {
+                match tok {
+                    Token::StringPart(part) => {
+                        if let Some((sc, pending)) = el.nested.as_mut() {
+                            pending.push_str(part);
+                            match sc.feed(pending, &mut el.writer) {
+                                Progress::Partial { consumed } => {
+                                    pending.drain(..consumed);
+                                }
+                                Progress::Done { .. } | Progress::Error { .. } => pending.clear(),
+                            }
+                        }
+                    }
+                    Token::EndString => {
+                        if let Some((mut sc, pending)) = el.nested.take() {
+                            if !pending.is_empty() {
+                                let _ = sc.feed(&pending, &mut el.writer);
+                            }
+                            let ok = sc.is_done() || sc.finish(&mut el.writer);
+                            self.out.diags(sc.repairs.drain(..));
+                            if ok && (el.started || el.writer.out.starts_with('{')) {
+                                el.args = Args::Done;
+                                let at = st.offset;
+                                self.out.diag("encoded_arguments", el.start_offset, at, "arguments were a JSON-encoded string; decoded");
+                            } else {
+                                el.args = Args::Invalid;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                if el.started {
+                    let s = el.writer.take();
+                    self.out.args(&s);
+                } else {
+                    self.try_start();
+                }
+                return;
+            }
+            _ => {}
+        }
+        if let Some(role) = el.collecting {
+            match tok {
+                Token::StringPart(s) => el.text.push_str(s),
+                Token::EndString => {
+                    let text = std::mem::take(&mut el.text);
+                    el.collecting = None;
+                    if role == Role::Id {
+                        el.id = Some(text);
+                    } else {
+                        el.name = Some(text);
+                        self.try_start();
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
+        if depth_before != el.key_depth {
+            return;
+        }
+        match tok {
+            Token::Key(k) => {
+                el.role = if st.name_as_key {
+                    if el.name.is_none() {
+                        el.name = Some(k.to_string());
+                        Role::Args
+                    } else {
+                        Role::Other
+                    }
+                } else {
+                    match role_of(k) {
+                        Role::Name if el.name.is_some() => Role::Other,
+                        r => r,
+                    }
+                };
+            }
+            Token::EndObject | Token::EndArray => {
+                if el.key_depth == el.depth + 1 {
+                    self.finish_element();
+                } else {
+                    // Leaving a nested "function" object.
+                    el.key_depth -= 1;
+                }
+            }
+            _ => {
+                let role = std::mem::replace(&mut el.role, Role::Other);
+                match (role, &tok) {
+                    (Role::Name | Role::Id | Role::Function, Token::BeginString) => el.collecting = Some(role),
+                    (Role::Function, Token::BeginObject) => el.key_depth += 1,
+                    (Role::Args, Token::BeginObject) if matches!(el.args, Args::NotSeen) => {
+                        el.args = Args::Object { depth: depth_before + 1 };
+                        el.writer.token(Token::BeginObject, at);
+                        self.try_start();
+                    }
+                    (Role::Args, Token::BeginString) if matches!(el.args, Args::NotSeen) => {
+                        el.args = Args::Encoded;
+                        el.nested = Some((Scanner::new(Dialect::Json, st.lenient, st.offset), String::new()));
+                    }
+                    (Role::Args, Token::Null) if matches!(el.args, Args::NotSeen) => {
+                        el.writer.out.push_str("{}");
+                        el.args = Args::Done;
+                        self.try_start();
+                    }
+                    (Role::Args, _) if matches!(el.args, Args::NotSeen) => el.args = Args::Invalid,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Prose,
+    /// Inside a region, between values; `first` until a value was read.
+    Between { first: bool },
+    Value,
+}
+
+/// The JSON-envelope state machine.
+pub struct Envelope {
+    spec: &'static EnvelopeSpec,
+    prose: Prose,
+    state: State,
+    /// Close marker of the open region.
+    close: Option<&'static str>,
+    /// Raw text of the open region while no call from it was emitted.
+    raw: String,
+    scanner: Option<Scanner>,
+    sink: SinkState,
+    lenient: bool,
+}
+
+impl Envelope {
+    pub fn new(spec: &'static EnvelopeSpec, prose: Prose, lenient: bool) -> Self {
+        Envelope {
+            spec,
+            prose,
+            state: State::Prose,
+            close: None,
+            raw: String::new(),
+            scanner: None,
+            sink: SinkState::default(),
+            lenient,
+        }
+    }
+
+    fn open_region(&mut self, close: Option<&'static str>, marker: &str) {
+        self.close = close;
+        self.raw.clear();
+        self.raw.push_str(marker);
+        self.sink = SinkState { name_as_key: self.spec.name_as_key, lenient: self.lenient, ..SinkState::default() };
+        self.state = State::Between { first: true };
+    }
+
+    /// Region text consumed: kept for the fallback, or emitted when the region is prose.
+    fn region_text(&mut self, s: &str, out: &mut Emitter) {
+        if self.sink.passthrough {
+            if !self.raw.is_empty() {
+                let raw = std::mem::take(&mut self.raw);
+                out.text(crate::emit::Channel::Content, &raw);
+                self.prose.note_content();
+            }
+            out.text(crate::emit::Channel::Content, s);
+        } else if !self.sink.committed {
+            self.raw.push_str(s);
+        } else {
+            self.raw.clear();
+        }
+    }
+
+    /// Ends the region; an empty or non-JSON region is content.
+    fn end_region(&mut self, out: &mut Emitter) {
+        if !self.sink.committed && !self.raw.is_empty() {
+            let raw = std::mem::take(&mut self.raw);
+            out.text(crate::emit::Channel::Content, &raw);
+            self.prose.note_content();
+        }
+        self.raw.clear();
+        self.scanner = None;
+        self.state = State::Prose;
+        if !self.sink.passthrough {
+        }
+    }
+}
+
+impl Family for Envelope {
+    fn feed(&mut self, input: &str, eof: bool, out: &mut Emitter) -> usize {
+        out.set_id_style(self.spec.id_style);
+        let mut pos = 0;
+        loop {
+            match self.state {
+                State::Prose => match self.prose.scan(input, pos, eof, out) {
+                    ProseStep::Trigger { at, len, index } => {
+                        let close = self.spec.closes.get(index).copied().flatten();
+                        self.open_region(close, &input[at..at + len]);
+                        pos = at + len;
+                    }
+                    ProseStep::BareJson { at } => {
+                        self.open_region(None, "");
+                        pos = at;
+                    }
+                    ProseStep::Wait { consumed } => return consumed,
+                },
+                State::Between { first } => {
+                    let bytes = input.as_bytes();
+                    let mut i = pos;
+                    // Skip whitespace, separators and code fences.
+                    loop {
+                        while i < bytes.len() && (bytes[i].is_ascii_whitespace() || (!first && matches!(bytes[i], b';' | b','))) {
+                            i += 1;
+                        }
+                        match starts_with_marker(input, i, "```", eof) {
+                            None => {
+                                let s = &input[pos..i];
+                                self.region_text(s, out);
+                                return i;
+                            }
+                            Some(true) => {
+                                // ``` optionally followed by a language tag up to the newline.
+                                let mut j = i + 3;
+                                while j < bytes.len() && bytes[j].is_ascii_alphanumeric() {
+                                    j += 1;
+                                }
+                                if j == bytes.len() && !eof {
+                                    let s = &input[pos..i];
+                                    self.region_text(s, out);
+                                    return i;
+                                }
+                                i = j;
+                            }
+                            Some(false) => break,
+                        }
+                    }
+                    let skipped = &input[pos..i];
+                    self.region_text(skipped, out);
+                    pos = i;
+                    if i >= bytes.len() {
+                        if eof {
+                            self.end_region(out);
+                            continue;
+                        }
+                        return pos;
+                    }
+                    if let Some(close) = self.close {
+                        match starts_with_marker(input, i, close, eof) {
+                            None => return pos,
+                            Some(true) => {
+                                self.region_text(close, out);
+                                pos = i + close.len();
+                                self.end_region(out);
+                                continue;
+                            }
+                            Some(false) => {}
+                        }
+                    }
+                    let b = bytes[i];
+                    if b == b'{' || b == b'[' {
+                        self.scanner = Some(Scanner::new(Dialect::Json, self.lenient, out.base + i));
+                        self.sink.depth = 0;
+                        self.sink.elem_depth = None;
+                        self.state = State::Value;
+                        continue;
+                    }
+                    // Anything else ends the region.
+                    self.end_region(out);
+                }
+                State::Value => {
+                    let Some(mut scanner) = self.scanner.take() else {
+                        self.state = State::Between { first: false };
+                        continue;
+                    };
+                    self.sink.offset = out.base + pos;
+                    let progress = {
+                        let mut sink = EnvSink { st: &mut self.sink, out };
+                        scanner.feed(&input[pos..], &mut sink)
+                    };
+                    let repairs: Vec<_> = scanner.repairs.drain(..).collect();
+                    if !self.sink.passthrough {
+                        out.diags(repairs);
+                    }
+                    match progress {
+                        Progress::Done { consumed } => {
+                            let s = &input[pos..pos + consumed];
+                            self.region_text(s, out);
+                            pos += consumed;
+                            self.scanner = None;
+                            self.state = State::Between { first: false };
+                        }
+                        Progress::Partial { consumed } => {
+                            let s = &input[pos..pos + consumed];
+                            self.region_text(s, out);
+                            pos += consumed;
+                            if !eof {
+                                self.scanner = Some(scanner);
+                                return pos;
+                            }
+                            // End of output inside the value: close it (truncation repair).
+                            let rest = &input[pos..];
+                            self.region_text(rest, out);
+                            pos = input.len();
+                            let ok = {
+                                let mut sink = EnvSink { st: &mut self.sink, out };
+                                scanner.finish(&mut sink)
+                            };
+                            let repairs: Vec<_> = scanner.repairs.drain(..).collect();
+                            if !self.sink.passthrough {
+                                out.diags(repairs);
+                            }
+                            if !ok {
+                                self.abandon(out);
+                            }
+                            self.end_region(out);
+                        }
+                        Progress::Error { consumed } => {
+                            let s = &input[pos..pos + consumed];
+                            self.region_text(s, out);
+                            pos += consumed;
+                            self.abandon(out);
+                            // The rest of the region is prose.
+                            self.sink.passthrough = !self.sink.committed;
+                            self.end_region(out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Envelope {
+    /// The value could not be read to its end: close an open call's arguments, drop the rest.
+    fn abandon(&mut self, out: &mut Emitter) {
+        if let Some(mut el) = self.sink.elem.take() {
+            if el.started {
+                let mut tail = el.writer.take();
+                for _ in 0..el.writer.depth() {
+                    tail.push('}');
+                }
+                out.args(&tail);
+                out.diag("truncated_arguments", el.start_offset, out.base, "invalid JSON cut a call's arguments short");
+                out.end_call();
+            }
+        }
+        self.scanner = None;
+    }
+}

@@ -1,0 +1,160 @@
+//! Format families: one small state machine per family, configured by per-format data.
+//!
+//! Every family reads prose (content and reasoning) with the shared [`Prose`] scanner,
+//! which stops at the family's call markers; the family then reads the call syntax.
+
+pub mod envelope;
+
+use crate::emit::{Channel, Emitter};
+use crate::marker::{Find, MarkerSet};
+
+/// A family's streaming state machine.
+pub trait Family: Send {
+    /// Consumes a prefix of `input` (which starts at absolute offset `out.base`), reporting
+    /// what it recognised through `out`, and returns how many bytes it consumed. Bytes left
+    /// unconsumed are offered again, followed by more input. Only a short tail that could
+    /// still grow into a marker may be left. With `eof`, all input must be consumed and
+    /// any open call closed.
+    fn feed(&mut self, input: &str, eof: bool, out: &mut Emitter) -> usize;
+}
+
+/// Prose markers of a format: where calls start, reasoning blocks, tokens to drop.
+#[derive(Debug, Clone, Default)]
+pub struct ProseSpec {
+    /// Markers that open a call region. Their index is reported in [`ProseStep::Trigger`].
+    pub triggers: Vec<&'static str>,
+    /// Reasoning blocks as (open, close) markers.
+    pub reasoning: Vec<(&'static str, &'static str)>,
+    /// Special tokens that are dropped from prose (end-of-turn tokens, text wrappers).
+    pub strip: Vec<&'static str>,
+    /// A `{` or `[` as the first non-space character of the output opens a call region.
+    pub bare_json_at_start: bool,
+}
+
+/// What [`Prose::scan`] stopped at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProseStep {
+    /// Trigger `index` starts at `at` and is `len` bytes long; prose before it was emitted.
+    Trigger { at: usize, len: usize, index: usize },
+    /// A bare `{`/`[` at the start of the output, at `at` (not consumed).
+    BareJson { at: usize },
+    /// Everything before `consumed` was handled; the rest needs more input.
+    Wait { consumed: usize },
+}
+
+/// Streams content and reasoning text and stops at call markers.
+#[derive(Debug, Clone)]
+pub struct Prose {
+    set: MarkerSet,
+    n_triggers: usize,
+    n_reasoning: usize,
+    /// Index of the open reasoning block, if inside one.
+    open_reasoning: Option<usize>,
+    bare_json_at_start: bool,
+    /// Non-space content has been seen (so bare JSON is no longer "at the start").
+    seen_content: bool,
+}
+
+impl Prose {
+    /// `in_reasoning`: the output starts inside the first reasoning block (thinking models
+    /// whose template opens it in the prompt).
+    pub fn new(spec: &ProseSpec, in_reasoning: bool) -> Self {
+        let mut markers: Vec<&str> = spec.triggers.clone();
+        markers.extend(spec.reasoning.iter().map(|r| r.0));
+        markers.extend(spec.reasoning.iter().map(|r| r.1));
+        markers.extend(spec.strip.iter().copied());
+        Prose {
+            set: MarkerSet::new(&markers),
+            n_triggers: spec.triggers.len(),
+            n_reasoning: spec.reasoning.len(),
+            open_reasoning: (in_reasoning && !spec.reasoning.is_empty()).then_some(0),
+            bare_json_at_start: spec.bare_json_at_start,
+            seen_content: false,
+        }
+    }
+
+    /// True while inside a reasoning block.
+    pub fn in_reasoning(&self) -> bool {
+        self.open_reasoning.is_some()
+    }
+
+    fn channel(&self) -> Channel {
+        if self.open_reasoning.is_some() {
+            Channel::Reasoning
+        } else {
+            Channel::Content
+        }
+    }
+
+    fn emit(&mut self, out: &mut Emitter, s: &str) {
+        if s.is_empty() {
+            return;
+        }
+        if self.open_reasoning.is_none() && !s.trim().is_empty() {
+            self.seen_content = true;
+        }
+        out.text(self.channel(), s);
+    }
+
+    /// Marks that content was seen elsewhere (e.g. a rejected call emitted as text).
+    pub fn note_content(&mut self) {
+        self.seen_content = true;
+    }
+
+    /// Scans `input[from..]`, emitting prose, until a call marker or the end of the input.
+    pub fn scan(&mut self, input: &str, from: usize, eof: bool, out: &mut Emitter) -> ProseStep {
+        let mut pos = from;
+        loop {
+            if self.bare_json_at_start && !self.seen_content && self.open_reasoning.is_none() {
+                let ws_end = crate::marker::skip_ws(input, pos);
+                if ws_end < input.len() {
+                    let b = input.as_bytes()[ws_end];
+                    if b == b'{' || b == b'[' {
+                        self.emit(out, &input[pos..ws_end]);
+                        return ProseStep::BareJson { at: ws_end };
+                    }
+                }
+            }
+            match self.set.find(input, pos, eof) {
+                Find::None => {
+                    self.emit(out, &input[pos..]);
+                    return ProseStep::Wait { consumed: input.len() };
+                }
+                Find::Partial { at } => {
+                    self.emit(out, &input[pos..at]);
+                    return ProseStep::Wait { consumed: at };
+                }
+                Find::Found { at, index } => {
+                    let len = self.set.get(index).len();
+                    let nt = self.n_triggers;
+                    let nr = self.n_reasoning;
+                    if let Some(open) = self.open_reasoning {
+                        // Inside reasoning only its own close marker (and strip tokens) count.
+                        if index == nt + nr + open {
+                            self.emit(out, &input[pos..at]);
+                            self.open_reasoning = None;
+                        } else if index >= nt + 2 * nr {
+                            self.emit(out, &input[pos..at]);
+                        } else {
+                            self.emit(out, &input[pos..at + len]);
+                        }
+                        pos = at + len;
+                        continue;
+                    }
+                    self.emit(out, &input[pos..at]);
+                    if index < nt {
+                        return ProseStep::Trigger { at, len, index };
+                    }
+                    if index < nt + nr {
+                        self.open_reasoning = Some(index - nt);
+                    } else if index < nt + 2 * nr {
+                        // A close marker with no open block: plain text.
+                        self.emit(out, &input[at..at + len]);
+                    } else {
+                    }
+                    pos = at + len;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The format registry: every supported format as data (markers, family, model families),
+//! and the model-id table used by auto-detection.
+
+use std::sync::LazyLock;
+
+use crate::emit::IdStyle;
+use crate::families::envelope::{Envelope, EnvelopeSpec};
+use crate::families::{Family, Prose, ProseSpec};
+
+/// Which family reads a format, with the format's data.
+#[derive(Debug, Clone)]
+pub enum FamilySpec {
+    Envelope(EnvelopeSpec),
+}
+
+/// What may follow a trigger marker for the format to apply (used to tell apart formats
+/// that share a marker, e.g. `<tool_call>` for hermes, qwen3_xml and glm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Anything.
+    Any,
+    /// `{` or `[` after optional whitespace.
+    Json,
+    /// `[` after optional whitespace.
+    JsonArray,
+    /// `{` after optional whitespace.
+    JsonObject,
+    /// `[` (optionally after whitespace) then a Python identifier and `(`.
+    PythonList,
+    /// The given literal after optional whitespace.
+    Literal(&'static str),
+    /// An identifier (the tool name) followed, before any newline, by one of the markers.
+    NameThen(&'static [&'static str]),
+    /// An identifier (the tool name) then a newline or `<`.
+    Name,
+}
+
+/// One supported format.
+#[derive(Debug, Clone)]
+pub struct Format {
+    /// Canonical name (the corpus file name).
+    pub name: &'static str,
+    /// Model families that emit it.
+    pub models: &'static str,
+    /// How the text right after a trigger must look for this format (per trigger, or one
+    /// rule for all).
+    pub after: After,
+    /// Auto-detection (with no model hint) may pick this format for a bare `{`/`[` at the
+    /// start of the output.
+    pub auto_bare: bool,
+    /// Call markers, reasoning blocks and dropped tokens of the prose around calls.
+    pub prose: ProseSpec,
+    pub family: FamilySpec,
+}
+
+impl Format {
+    /// A fresh state machine for this format.
+    pub fn build(&'static self, in_reasoning: bool, lenient: bool) -> Box<dyn Family> {
+        let prose = Prose::new(&self.prose, in_reasoning);
+        match &self.family {
+            FamilySpec::Envelope(s) => Box::new(Envelope::new(s, prose, lenient)),
+        }
+    }
+}
+
+const THINK: (&str, &str) = ("<think>", "</think>");
+const EOT: &[&str] = &["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "</s>", "<|endoftext|>"];
+
+fn prose(triggers: &[&'static str], reasoning: &[(&'static str, &'static str)], strip: &[&'static str], bare: bool) -> ProseSpec {
+    let mut s: Vec<&'static str> = EOT.to_vec();
+    s.extend_from_slice(strip);
+    ProseSpec { triggers: triggers.to_vec(), reasoning: reasoning.to_vec(), strip: s, bare_json_at_start: bare }
+}
+
+fn env(regions: &[(&'static str, Option<&'static str>)]) -> EnvelopeSpec {
+    EnvelopeSpec { closes: regions.iter().map(|r| r.1).collect(), name_as_key: false, id_style: IdStyle::OpenAi }
+}
+
+/// An envelope format: call regions (open, optional close), bare JSON at the start,
+/// extra dropped tokens, reasoning blocks.
+#[allow(clippy::type_complexity)]
+fn envelope(
+    name: &'static str,
+    models: &'static str,
+    after: After,
+    regions: &[(&'static str, Option<&'static str>)],
+    bare: bool,
+    strip: &[&'static str],
+    reasoning: &[(&'static str, &'static str)],
+) -> Format {
+    let triggers: Vec<&'static str> = regions.iter().map(|r| r.0).collect();
+    Format { name, models, after, auto_bare: false, prose: prose(&triggers, reasoning, strip, bare), family: FamilySpec::Envelope(env(regions)) }
+}
+
+/// Sets a format's envelope data (id style, name-as-key).
+fn with_envelope(mut f: Format, edit: impl FnOnce(&mut EnvelopeSpec)) -> Format {
+    let FamilySpec::Envelope(spec) = &mut f.family;
+    edit(spec);
+    f
+}
+
+/// All formats, in detection priority order.
+pub static FORMATS: LazyLock<Vec<Format>> = LazyLock::new(|| {
+    let mut v = vec![
+        envelope("hermes", "Hermes-2-Pro/3, Qwen2.5, QwQ, Qwen3, Qwen3-VL, Granite-4, ERNIE-4.5", After::Json,
+            &[("<tool_call>", Some("</tool_call>"))], false, &[], &[THINK]),
+        envelope("longcat", "LongCat-Flash", After::Json, &[("<longcat_tool_call>", Some("</longcat_tool_call>"))], false, &[], &[THINK]),
+        envelope("llama3_json", "Llama 3.1 / 3.2 / 3.3, Llama-4 (JSON mode)", After::Json, &[("<|python_tag|>", None)], true, &[], &[]),
+        Format {
+            auto_bare: true,
+            ..envelope("generic_json", "any model without a native format; OpenAI-style model names", After::Json, &[], true, &[], &[THINK])
+        },
+        with_envelope(
+            envelope("mistral_array", "Mistral-7B-v0.3, Mixtral, Mistral-Nemo, Mistral-Small-3.1", After::Json,
+                &[("[TOOL_CALLS]", None)], false, &[], &[("[THINK]", "[/THINK]")]),
+            |s| s.id_style = IdStyle::Mistral9,
+        ),
+        envelope("functools", "Phi-4-mini, FireFunction-v2", After::Json, &[("functools", None)], false, &[], &[]),
+        envelope("granite", "Granite 3.0 / 3.1", After::Json, &[("<|tool_call|>", None), ("<tool_call>", None)], false, &[], &[THINK]),
+        envelope("granite_20b_fc", "granite-20b-functioncalling", After::Json, &[("<function_call>", None)], false, &[], &[]),
+        envelope("internlm", "InternLM2 / 2.5, Intern-S1", After::Json,
+            &[("<|action_start|><|plugin|>", Some("<|action_end|>"))], false, &[], &[THINK]),
+        envelope("json_list_in_tag", "Jamba-1.5, Hunyuan-A13B (<tool_calls>), Nemotron-Nano-v2 (<TOOLCALL>)", After::JsonArray,
+            &[("<tool_calls>", Some("</tool_calls>")), ("<TOOLCALL>", Some("</TOOLCALL>"))], false, &[], &[THINK]),
+        envelope("minimax_m1", "MiniMax-M1, MiniMax-Text-01", After::JsonObject, &[("<tool_calls>", Some("</tool_calls>"))], false, &[], &[THINK]),
+        envelope("xlam", "Salesforce xLAM-2", After::Json, &[("[TOOL_CALLS]", None), ("<tool_call>", Some("</tool_call>"))], true, &[], &[]),
+        envelope("cohere", "Command-R7B, Command-A", After::Json, &[("<|START_ACTION|>", Some("<|END_ACTION|>"))], false,
+            &["<|START_RESPONSE|>", "<|END_RESPONSE|>", "<|START_TEXT|>", "<|END_TEXT|>"],
+            &[("<|START_THINKING|>", "<|END_THINKING|>")]),
+        with_envelope(
+            envelope("apertus", "Swiss AI Apertus", After::Json, &[("<|tools_prefix|>", Some("<|tools_suffix|>"))], false, &[], &[]),
+            |s| s.name_as_key = true,
+        ),
+        envelope("gigachat3", "GigaChat 3 / 3.1", After::Json,
+            &[("<|message_sep|>\n\nfunction call<|role_sep|>\n", None), ("<|function_call|>", None)], false, &[], &[]),
+    ];
+    v.shrink_to_fit();
+    v
+});
+
+/// The format called `name`.
+pub fn by_name(name: &str) -> Option<&'static Format> {
+    FORMATS.iter().find(|f| f.name == name)
+}
+
+/// Model-id patterns (lowercase substrings, most specific first) and the format they use.
+pub static MODEL_TABLE: &[(&str, &str)] = &[
+    ("qwen3-coder", "qwen3_xml"),
+    ("qwen3.5", "qwen3_xml"),
+    ("qwen3.6", "qwen3_xml"),
+    ("qwen3_5", "qwen3_xml"),
+    ("nemotron-3-nano", "qwen3_xml"),
+    ("nemotron-nano-3", "qwen3_xml"),
+    ("step-3.5", "qwen3_xml"),
+    ("mimo", "qwen3_xml"),
+    ("seed-oss", "seed_oss"),
+    ("qwq", "hermes"),
+    ("qwen", "hermes"),
+    ("hermes", "hermes"),
+    ("ernie", "hermes"),
+    ("granite-20b-functioncalling", "granite_20b_fc"),
+    ("granite-3", "granite"),
+    ("granite", "hermes"),
+    ("longcat", "longcat"),
+    ("llama-4", "pythonic"),
+    ("llama4", "pythonic"),
+    ("toolace", "pythonic"),
+    ("llama", "llama3_json"),
+    ("magistral", "mistral_v13"),
+    ("ministral", "mistral_v13"),
+    ("devstral", "mistral_v13"),
+    ("mistral-small-4", "mistral_v13"),
+    ("mistral-medium", "mistral_v13"),
+    ("mistral-small-3.2", "mistral_v11"),
+    ("mistral", "mistral_array"),
+    ("mixtral", "mistral_array"),
+    ("phi-4-mini", "functools"),
+    ("phi4-mini", "functools"),
+    ("firefunction", "functools"),
+    ("internlm", "internlm"),
+    ("intern-s1", "internlm"),
+    ("jamba", "json_list_in_tag"),
+    ("hunyuan", "json_list_in_tag"),
+    ("nemotron-nano", "json_list_in_tag"),
+    ("minimax-m1", "minimax_m1"),
+    ("minimax-text", "minimax_m1"),
+    ("minimax", "minimax_m2"),
+    ("xlam", "xlam"),
+    ("command-r", "cohere"),
+    ("command-a", "cohere"),
+    ("c4ai", "cohere"),
+    ("apertus", "apertus"),
+    ("gigachat", "gigachat3"),
+    ("inkling", "inkling"),
+    ("gpt-oss", "harmony"),
+    ("deepseek-v3.1", "deepseek_v31"),
+    ("deepseek-v3.2-exp", "deepseek_v31"),
+    ("deepseek-v3.2", "deepseek_dsml"),
+    ("deepseek-v4", "deepseek_dsml"),
+    ("deepseek", "deepseek_v3"),
+    ("cogito", "deepseek_v3"),
+    ("kimi-k3", "kimi_k3"),
+    ("kimi", "kimi_k2"),
+    ("step3", "step3"),
+    ("step-3", "step3"),
+    ("glm-4.5", "glm45"),
+    ("glm-4.6", "glm45"),
+    ("glm-4.7", "glm47"),
+    ("glm-5", "glm47"),
+    ("glm", "glm47"),
+    ("olmo-3", "olmo3"),
+    ("olmo3", "olmo3"),
+    ("lfm2", "lfm2"),
+    ("lfm-2", "lfm2"),
+    ("functiongemma", "functiongemma"),
+    ("gemma-4", "gemma4"),
+    ("gemma4", "gemma4"),
+    ("functionary-v3.1", "functionary_v31"),
+    ("functionary-medium-v3.1", "functionary_v31"),
+    ("functionary", "functionary_v32"),
+];
+
+/// The format a model id suggests (only formats that are registered).
+pub fn for_model(model: &str) -> Option<&'static Format> {
+    let m = model.to_ascii_lowercase().replace('_', "-");
+    let stem = m.rsplit('/').next().unwrap_or(&m);
+    MODEL_TABLE.iter().find(|(pat, _)| stem.contains(pat) || m.contains(pat)).and_then(|(_, f)| by_name(f))
+}

@@ -1,0 +1,1048 @@
+//! Incremental, resumable JSON scanner with lenient repair, and a compact writer.
+//!
+//! The scanner reads any chunking of a JSON(-ish) value and emits a stream of [`Token`]s.
+//! It never re-reads input: every byte is consumed once, and state (a partial string,
+//! a partial number, the container stack) lives in the scanner. Only two constructs need
+//! lookahead and may leave a few bytes unconsumed until more input arrives: a `/` that
+//! may start a comment, and (lenient mode) a `"` that may be an unescaped inner quote.
+//!
+//! Tokens carry no commas or colons, so a [`JsonWriter`] re-serialises them as compact,
+//! valid JSON whatever separators the model wrote (trailing or missing commas vanish).
+
+use crate::event::Repair;
+
+/// Maximum nesting depth accepted before the scanner stops with an error.
+pub const MAX_DEPTH: usize = 256;
+
+/// One lexical unit of a JSON value, as decoded text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Token<'a> {
+    BeginObject,
+    EndObject,
+    BeginArray,
+    EndArray,
+    /// A complete, decoded object key.
+    Key(&'a str),
+    BeginString,
+    /// Decoded string text (no quotes, no escapes).
+    StringPart(&'a str),
+    EndString,
+    /// A number, already normalised to valid JSON number syntax.
+    Number(&'a str),
+    Bool(bool),
+    Null,
+}
+
+/// Receives tokens from a [`Scanner`].
+pub trait TokenSink {
+    /// `at` is the absolute byte offset where the token's text starts.
+    fn token(&mut self, tok: Token<'_>, at: usize);
+}
+
+/// Which surface syntax the scanner accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// RFC 8259 JSON; with `lenient` the usual model mistakes are mended.
+    Json,
+    /// Python literals (`'s'`, `True`, `None`, tuples); JSON literals also accepted.
+    Python,
+}
+
+/// Result of feeding input to a [`Scanner`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// All `consumed` bytes were used and the value is not complete yet. When
+    /// `consumed` is less than the input length, the rest must be fed again with more input.
+    Partial { consumed: usize },
+    /// The top-level value ended; `consumed` bytes belong to it (trailing input is not read).
+    Done { consumed: usize },
+    /// Input that cannot be read as a value at all (strict mode, or hopeless input).
+    Error { consumed: usize },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    Object,
+    Array,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Expecting a value.
+    Value,
+    /// Inside an object, expecting a key or `}`.
+    Key,
+    /// After a key, expecting `:`.
+    Colon,
+    /// After a value, expecting `,` or a closer.
+    After,
+    /// Inside a quoted string.
+    Str { quote: u8, key: bool, python_raw: bool },
+    /// After a backslash inside a string.
+    Escape { quote: u8, key: bool },
+    /// Inside `\uXXXX`.
+    Unicode { quote: u8, key: bool, digits: u8, acc: u32 },
+    /// Accumulating an unquoted word (number, literal, or bare key/string).
+    Bare { key: bool },
+    /// Inside a `//` or `#` comment.
+    LineComment,
+    /// Inside a `/* */` comment; `star` is true after a `*`.
+    BlockComment { star: bool },
+    /// The top-level value is complete.
+    Done,
+    /// Unrecoverable error.
+    Failed,
+}
+
+/// Resumable scanner for one JSON value. See the module docs.
+#[derive(Debug)]
+pub struct Scanner {
+    dialect: Dialect,
+    lenient: bool,
+    mode: Mode,
+    /// Mode to return to after a comment.
+    resume: Mode,
+    stack: Vec<Frame>,
+    /// Bytes consumed so far (relative to `base`).
+    pos: usize,
+    base: usize,
+    /// Key text, bare word text, or escape output being accumulated.
+    word: String,
+    /// Pending UTF-16 high surrogate from a `\uD8xx` escape.
+    high_surrogate: Option<u32>,
+    /// Repairs made so far.
+    pub repairs: Vec<Repair>,
+    /// Start offset of the current bare word / string (absolute).
+    tok_start: usize,
+    started: bool,
+    /// The last structural byte was a comma (strict mode rejects trailing commas).
+    last_was_comma: bool,
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+fn is_key_delim(b: u8) -> bool {
+    is_ws(b) || matches!(b, b',' | b':' | b'}' | b'"' | b'\'' | b'=')
+}
+
+fn is_bare_delim(b: u8) -> bool {
+    is_ws(b) || matches!(b, b',' | b':' | b'}' | b']' | b'{' | b'[' | b'"' | b'\'' | b')' | b'(')
+}
+
+impl Scanner {
+    /// A scanner for one value. `base` is the absolute offset of the first byte it will see,
+    /// used for diagnostic spans.
+    pub fn new(dialect: Dialect, lenient: bool, base: usize) -> Self {
+        Scanner {
+            dialect,
+            lenient,
+            mode: Mode::Value,
+            resume: Mode::Value,
+            stack: Vec::new(),
+            pos: 0,
+            base,
+            word: String::new(),
+            high_surrogate: None,
+            repairs: Vec::new(),
+            tok_start: 0,
+            started: false,
+            last_was_comma: false,
+        }
+    }
+
+    /// True once the top-level value is complete.
+    pub fn is_done(&self) -> bool {
+        self.mode == Mode::Done
+    }
+
+    /// True when no byte of a value has been seen yet (only whitespace/comments so far).
+    pub fn is_pristine(&self) -> bool {
+        !self.started
+    }
+
+    /// Current container depth (0 at top level).
+    pub fn depth(&self) -> usize {
+        self.stack.len()
+    }
+
+    /// Absolute offset of the next byte to be read.
+    pub fn offset(&self) -> usize {
+        self.base + self.pos
+    }
+
+    fn repair(&mut self, kind: &'static str, start: usize, message: impl Into<String>) {
+        let end = self.base + self.pos;
+        self.repairs.push(Repair { kind, start, end: end.max(start), message: message.into() });
+    }
+
+    fn fail(&mut self, message: impl Into<String>) {
+        let at = self.base + self.pos;
+        self.repairs.push(Repair { kind: "invalid_json", start: at, end: at, message: message.into() });
+        self.mode = Mode::Failed;
+    }
+
+    /// Called when a value (scalar or container) completes.
+    fn value_done(&mut self) {
+        self.mode = if self.stack.is_empty() { Mode::Done } else { Mode::After };
+    }
+
+    fn open(&mut self, frame: Frame, sink: &mut dyn TokenSink) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.fail(format!("nesting deeper than {MAX_DEPTH}"));
+            return;
+        }
+        self.started = true;
+        self.stack.push(frame);
+        match frame {
+            Frame::Object => {
+                sink.token(Token::BeginObject, self.base + self.pos);
+                self.mode = Mode::Key;
+            }
+            Frame::Array => {
+                sink.token(Token::BeginArray, self.base + self.pos);
+                self.mode = Mode::Value;
+            }
+        }
+    }
+
+    fn close(&mut self, closer: u8, sink: &mut dyn TokenSink) {
+        let want = if closer == b'}' { Frame::Object } else { Frame::Array };
+        match self.stack.pop() {
+            Some(frame) => {
+                if frame != want {
+                    if !self.lenient {
+                        self.fail(format!("mismatched '{}'", closer as char));
+                        return;
+                    }
+                    let at = self.base + self.pos;
+                    self.repair("mismatched_bracket", at, format!("'{}' closed a {:?}", closer as char, frame));
+                }
+                sink.token(if frame == Frame::Object { Token::EndObject } else { Token::EndArray }, self.base + self.pos);
+                self.value_done();
+            }
+            None => self.fail(format!("unexpected '{}'", closer as char)),
+        }
+    }
+
+    /// Feed input. See [`Progress`]. After `Done` or `Error`, further feeds consume nothing.
+    pub fn feed(&mut self, input: &str, sink: &mut dyn TokenSink) -> Progress {
+        let bytes = input.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match self.mode {
+                Mode::Done => return Progress::Done { consumed: i },
+                Mode::Failed => return Progress::Error { consumed: i },
+                Mode::Str { quote, key, python_raw } => {
+                    // Fast path: a run of ordinary characters.
+                    let run_start = i;
+                    while i < bytes.len() {
+                        let c = bytes[i];
+                        if c == quote || (c == b'\\' && !python_raw) || c == b'\n' && quote != b'"' && self.dialect == Dialect::Python {
+                            break;
+                        }
+                        i += 1;
+                    }
+                    if i > run_start {
+                        let part = &input[run_start..i];
+                        self.note_controls(part, run_start);
+                        if key {
+                            self.word.push_str(part);
+                        } else {
+                            sink.token(Token::StringPart(part), self.base + self.pos);
+                        }
+                        self.pos += i - run_start;
+                    }
+                    if i >= bytes.len() {
+                        break;
+                    }
+                    let c = bytes[i];
+                    if c == b'\\' {
+                        self.mode = Mode::Escape { quote, key };
+                        i += 1;
+                        self.pos += 1;
+                        continue;
+                    }
+                    if c == b'\n' {
+                        // Python single-line strings cannot hold raw newlines; keep it (repair).
+                        if key {
+                            self.word.push('\n');
+                        } else {
+                            sink.token(Token::StringPart("\n"), self.base + self.pos);
+                        }
+                        i += 1;
+                        self.pos += 1;
+                        continue;
+                    }
+                    // c == quote: decide whether it closes the string.
+                    if self.lenient && quote == b'"' && !key && !self.stack.is_empty() {
+                        match self.quote_closes(&bytes[i + 1..]) {
+                            None => return Progress::Partial { consumed: i },
+                            Some(false) => {
+                                let at = self.base + self.pos;
+                                i += 1;
+                                self.pos += 1;
+                                self.repair("unescaped_quote", at, "escaped an inner double quote");
+                                sink.token(Token::StringPart("\""), self.base + self.pos);
+                                continue;
+                            }
+                            Some(true) => {}
+                        }
+                    }
+                    i += 1;
+                    self.pos += 1;
+                    self.end_string(key, sink);
+                }
+                Mode::Escape { quote, key } => {
+                    i += 1;
+                    self.pos += 1;
+                    let decoded: Option<char> = match b {
+                        b'"' => Some('"'),
+                        b'\\' => Some('\\'),
+                        b'/' => Some('/'),
+                        b'b' => Some('\u{8}'),
+                        b'f' => Some('\u{c}'),
+                        b'n' => Some('\n'),
+                        b'r' => Some('\r'),
+                        b't' => Some('\t'),
+                        b'\'' => Some('\''),
+                        b'u' => {
+                            self.mode = Mode::Unicode { quote, key, digits: 0, acc: 0 };
+                            continue;
+                        }
+                        b'\n' if self.dialect == Dialect::Python => {
+                            // Line continuation.
+                            self.mode = Mode::Str { quote, key, python_raw: false };
+                            continue;
+                        }
+                        _ => None,
+                    };
+                    if b == b'\'' && self.dialect == Dialect::Json && quote == b'"' {
+                        let at = self.base + self.pos - 2;
+                        self.repair("invalid_escape", at, "\\' is not a JSON escape; read as '");
+                    }
+                    self.mode = Mode::Str { quote, key, python_raw: false };
+                    match decoded {
+                        Some(ch) => {
+                            let mut tmp = [0u8; 4];
+                            let s = ch.encode_utf8(&mut tmp);
+                            if key {
+                                self.word.push_str(s);
+                            } else {
+                                sink.token(Token::StringPart(s), self.base + self.pos);
+                            }
+                        }
+                        None => {
+                            if !self.lenient {
+                                self.fail("invalid escape");
+                                continue;
+                            }
+                            // Keep the backslash literally; the escaped byte is re-read as text.
+                            let at = self.base + self.pos - 2;
+                            self.repair("invalid_escape", at, "kept an invalid escape's backslash literally");
+                            if key {
+                                self.word.push('\\');
+                            } else {
+                                sink.token(Token::StringPart("\\"), self.base + self.pos);
+                            }
+                            i -= 1;
+                            self.pos -= 1;
+                        }
+                    }
+                }
+                Mode::Unicode { quote, key, digits, acc } => {
+                    let v = match (b as char).to_digit(16) {
+                        Some(v) => v,
+                        None => {
+                            if !self.lenient {
+                                self.fail("invalid \\u escape");
+                                continue;
+                            }
+                            let at = self.base + self.pos;
+                            self.repair("invalid_escape", at, "truncated \\u escape");
+                            self.mode = Mode::Str { quote, key, python_raw: false };
+                            self.push_char(char::REPLACEMENT_CHARACTER, key, sink);
+                            continue;
+                        }
+                    };
+                    i += 1;
+                    self.pos += 1;
+                    let acc = acc * 16 + v;
+                    if digits < 3 {
+                        self.mode = Mode::Unicode { quote, key, digits: digits + 1, acc };
+                        continue;
+                    }
+                    self.mode = Mode::Str { quote, key, python_raw: false };
+                    self.unicode_scalar(acc, key, sink);
+                }
+                Mode::LineComment => {
+                    i += 1;
+                    self.pos += 1;
+                    if b == b'\n' {
+                        self.mode = self.resume;
+                    }
+                }
+                Mode::BlockComment { star } => {
+                    i += 1;
+                    self.pos += 1;
+                    self.mode = if star && b == b'/' {
+                        self.resume
+                    } else {
+                        Mode::BlockComment { star: b == b'*' }
+                    };
+                }
+                Mode::Bare { key } => {
+                    let start = i;
+                    while i < bytes.len() {
+                        let c = bytes[i];
+                        let delim = if key { is_key_delim(c) } else { is_bare_delim(c) || c == b'/' };
+                        if delim && !(i == start && self.word.is_empty()) {
+                            break;
+                        }
+                        i += 1;
+                    }
+                    self.word.push_str(&input[start..i]);
+                    self.pos += i - start;
+                    if self.word.len() > 1 << 20 {
+                        self.fail("bare word too long");
+                    } else if i < bytes.len() {
+                        // A delimiter ends the word; it is re-read in the next mode.
+                        self.finish_bare(key, sink);
+                    }
+                }
+                Mode::Value | Mode::Key | Mode::Colon | Mode::After => {
+                    if is_ws(b) {
+                        i += 1;
+                        self.pos += 1;
+                        continue;
+                    }
+                    if (b == b'/' || b == b'#') && self.lenient {
+                        if b == b'#' {
+                            let at = self.base + self.pos;
+                            self.resume = self.mode;
+                            self.mode = Mode::LineComment;
+                            i += 1;
+                            self.pos += 1;
+                            self.repair("comment", at, "removed a # comment");
+                            continue;
+                        }
+                        let Some(&next) = bytes.get(i + 1) else {
+                            return Progress::Partial { consumed: i };
+                        };
+                        if next == b'/' || next == b'*' {
+                            let at = self.base + self.pos;
+                            self.resume = self.mode;
+                            self.mode = if next == b'/' { Mode::LineComment } else { Mode::BlockComment { star: false } };
+                            i += 2;
+                            self.pos += 2;
+                            self.repair("comment", at, "removed a comment");
+                            continue;
+                        }
+                    }
+                    let consumed = self.structural(b, sink);
+                    if self.mode == Mode::Failed {
+                        return Progress::Error { consumed: i };
+                    }
+                    if consumed {
+                        i += 1;
+                        self.pos += 1;
+                    }
+                }
+            }
+        }
+        match self.mode {
+            Mode::Done => Progress::Done { consumed: i },
+            Mode::Failed => Progress::Error { consumed: i },
+            _ => Progress::Partial { consumed: i },
+        }
+    }
+
+    /// Reports raw control characters inside a string (they are escaped on output).
+    fn note_controls(&mut self, part: &str, _offset: usize) {
+        if self.lenient && part.bytes().any(|c| c < 0x20) {
+            let at = self.base + self.pos;
+            self.repairs.push(Repair {
+                kind: "control_character",
+                start: at,
+                end: at + part.len(),
+                message: "escaped raw control characters inside a string".into(),
+            });
+        }
+    }
+
+    fn push_char(&mut self, ch: char, key: bool, sink: &mut dyn TokenSink) {
+        let mut tmp = [0u8; 4];
+        let s = ch.encode_utf8(&mut tmp);
+        if key {
+            self.word.push_str(s);
+        } else {
+            sink.token(Token::StringPart(s), self.base + self.pos);
+        }
+    }
+
+    fn unicode_scalar(&mut self, code: u32, key: bool, sink: &mut dyn TokenSink) {
+        if (0xD800..0xDC00).contains(&code) {
+            if let Some(h) = self.high_surrogate.take() {
+                let _ = h;
+                self.push_char(char::REPLACEMENT_CHARACTER, key, sink);
+            }
+            self.high_surrogate = Some(code);
+            return;
+        }
+        if (0xDC00..0xE000).contains(&code) {
+            if let Some(h) = self.high_surrogate.take() {
+                let c = 0x10000 + ((h - 0xD800) << 10) + (code - 0xDC00);
+                self.push_char(char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER), key, sink);
+            } else {
+                self.push_char(char::REPLACEMENT_CHARACTER, key, sink);
+            }
+            return;
+        }
+        if self.high_surrogate.take().is_some() {
+            self.push_char(char::REPLACEMENT_CHARACTER, key, sink);
+        }
+        self.push_char(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER), key, sink);
+    }
+
+    /// Decides whether a `"` inside a value string closes it, looking at what follows.
+    /// `None` means more input is needed.
+    fn quote_closes(&self, rest: &[u8]) -> Option<bool> {
+        for &c in rest {
+            if is_ws(c) {
+                continue;
+            }
+            let in_object = self.stack.last() == Some(&Frame::Object);
+            return Some(match c {
+                b',' | b'}' | b']' => true,
+                b':' => !in_object,
+                // A following quote is most likely the next key or element (missing comma).
+                b'"' => true,
+                _ => false,
+            });
+        }
+        None
+    }
+
+    fn end_string(&mut self, key: bool, sink: &mut dyn TokenSink) {
+        if self.high_surrogate.take().is_some() {
+            self.push_char(char::REPLACEMENT_CHARACTER, key, sink);
+        }
+        if key {
+            let k = std::mem::take(&mut self.word);
+            sink.token(Token::Key(&k), self.base + self.pos);
+            self.mode = Mode::Colon;
+        } else {
+            sink.token(Token::EndString, self.base + self.pos);
+            self.value_done();
+        }
+    }
+
+    /// Handles a non-whitespace byte in a structural mode. Returns false when the byte was
+    /// not consumed (it starts a bare word and is re-read in `Bare` mode).
+    fn structural(&mut self, b: u8, sink: &mut dyn TokenSink) -> bool {
+        let at = self.base + self.pos;
+        let in_object = self.stack.last() == Some(&Frame::Object);
+        match self.mode {
+            Mode::Value => match b {
+                b'{' => self.open(Frame::Object, sink),
+                b'[' => self.open(Frame::Array, sink),
+                b'(' if self.dialect == Dialect::Python => self.open(Frame::Array, sink),
+                b'"' | b'\'' => {
+                    if b == b'\'' && self.dialect == Dialect::Json {
+                        if !self.lenient {
+                            self.fail("single-quoted string");
+                            return true;
+                        }
+                        self.repair("single_quotes", at, "converted a single-quoted string");
+                    }
+                    self.started = true;
+                    self.tok_start = at;
+                    sink.token(Token::BeginString, self.base + self.pos);
+                    self.mode = Mode::Str { quote: b, key: false, python_raw: false };
+                }
+                b']' | b'}' | b')' if !self.stack.is_empty() => {
+                    let closer = if b == b')' { b']' } else { b };
+                    if in_object {
+                        // `{"a": }`: the key was already emitted; give it a null value.
+                        if !self.lenient {
+                            self.fail("missing value");
+                            return true;
+                        }
+                        self.repair("missing_value", at, "a key had no value; used null");
+                        sink.token(Token::Null, self.base + self.pos);
+                    } else if !self.lenient && self.array_has_items() {
+                        self.fail("trailing comma");
+                        return true;
+                    }
+                    self.close(closer, sink);
+                }
+                b',' | b':' if self.lenient && !self.stack.is_empty() => {
+                    self.repair("extra_separator", at, format!("removed an extra '{}'", b as char));
+                }
+                b',' | b':' | b']' | b'}' | b')' => self.fail(format!("unexpected '{}'", b as char)),
+                _ => {
+                    self.started = true;
+                    self.tok_start = at;
+                    self.word.clear();
+                    self.mode = Mode::Bare { key: false };
+                    return false;
+                }
+            },
+            Mode::Key => match b {
+                b'"' | b'\'' => {
+                    if b == b'\'' && self.dialect == Dialect::Json {
+                        if !self.lenient {
+                            self.fail("single-quoted key");
+                            return true;
+                        }
+                        self.repair("single_quotes", at, "converted a single-quoted key");
+                    }
+                    self.word.clear();
+                    self.mode = Mode::Str { quote: b, key: true, python_raw: false };
+                }
+                b'}' => {
+                    if !self.lenient && self.last_was_comma {
+                        self.fail("trailing comma");
+                        return true;
+                    }
+                    self.close(b'}', sink);
+                }
+                b',' if self.lenient => self.repair("extra_separator", at, "removed an extra ','"),
+                b']' if self.lenient => self.close(b']', sink),
+                b':' | b'[' | b'{' | b']' | b',' => self.fail(format!("expected a key, found '{}'", b as char)),
+                _ => {
+                    if !self.lenient && self.dialect == Dialect::Json {
+                        self.fail("unquoted key");
+                        return true;
+                    }
+                    self.word.clear();
+                    self.tok_start = at;
+                    self.mode = Mode::Bare { key: true };
+                    return false;
+                }
+            },
+            Mode::Colon => match b {
+                b':' => self.mode = Mode::Value,
+                b'=' if self.dialect == Dialect::Python => self.mode = Mode::Value,
+                _ if self.lenient => {
+                    self.repair("missing_colon", at, "inserted a missing colon");
+                    self.mode = Mode::Value;
+                    return self.structural(b, sink);
+                }
+                _ => self.fail(format!("expected ':', found '{}'", b as char)),
+            },
+            Mode::After => match b {
+                b',' => {
+                    self.mode = if in_object { Mode::Key } else { Mode::Value };
+                    self.last_was_comma = true;
+                    return true;
+                }
+                b'}' | b']' => self.close(b, sink),
+                b')' if self.dialect == Dialect::Python => self.close(b']', sink),
+                _ if self.lenient => {
+                    self.repair("missing_comma", at, "inserted a missing comma");
+                    self.mode = if in_object { Mode::Key } else { Mode::Value };
+                    return self.structural(b, sink);
+                }
+                _ => self.fail(format!("expected ',' or a closer, found '{}'", b as char)),
+            },
+            _ => {}
+        }
+        self.last_was_comma = false;
+        true
+    }
+
+    /// True when the innermost array already holds an element (so `]` in Value mode
+    /// follows a comma).
+    fn array_has_items(&self) -> bool {
+        self.last_was_comma
+    }
+
+    /// Completes an unquoted word: a number, a literal, or (lenient) a bare string/key.
+    fn finish_bare(&mut self, key: bool, sink: &mut dyn TokenSink) {
+        let word = std::mem::take(&mut self.word);
+        let start = self.tok_start;
+        if key {
+            if !self.lenient && self.dialect == Dialect::Json {
+                self.fail("unquoted key");
+                return;
+            }
+            if self.dialect == Dialect::Json {
+                self.repair("unquoted_key", start, format!("quoted the key {word:?}"));
+            }
+            sink.token(Token::Key(&word), self.base + self.pos);
+            self.mode = Mode::Colon;
+            return;
+        }
+        let python = self.dialect == Dialect::Python;
+        match word.as_str() {
+            "true" => sink.token(Token::Bool(true), self.base + self.pos),
+            "false" => sink.token(Token::Bool(false), self.base + self.pos),
+            "null" => sink.token(Token::Null, self.base + self.pos),
+            "True" | "False" | "None" if python || self.lenient => {
+                if !python {
+                    self.repair("python_literal", start, format!("read Python {word} as JSON"));
+                }
+                match word.as_str() {
+                    "True" => sink.token(Token::Bool(true), self.base + self.pos),
+                    "False" => sink.token(Token::Bool(false), self.base + self.pos),
+                    _ => sink.token(Token::Null, self.base + self.pos),
+                }
+            }
+            "undefined" | "NaN" | "Infinity" | "-Infinity" | "+Infinity" | "nan" | "inf" | "-inf"
+                if self.lenient =>
+            {
+                self.repair("js_literal", start, format!("{word} has no JSON form; used null"));
+                sink.token(Token::Null, self.base + self.pos);
+            }
+            _ => {
+                if let Some(num) = normalize_number(&word) {
+                    if num != word {
+                        if !self.lenient {
+                            self.fail(format!("invalid number {word:?}"));
+                            return;
+                        }
+                        self.repair("number", start, format!("normalised number {word:?}"));
+                    }
+                    sink.token(Token::Number(&num), self.base + self.pos);
+                } else if self.lenient && !word.is_empty() {
+                    self.repair("bare_string", start, format!("quoted the bare word {word:?}"));
+                    sink.token(Token::BeginString, self.base + self.pos);
+                    sink.token(Token::StringPart(&word), self.base + self.pos);
+                    sink.token(Token::EndString, self.base + self.pos);
+                } else {
+                    self.fail(format!("invalid value {word:?}"));
+                    return;
+                }
+            }
+        }
+        self.value_done();
+    }
+
+    /// End of input: completes a pending word and, in lenient mode, closes open strings and
+    /// containers (truncation repair). Returns false when the value is incomplete and could
+    /// not be closed (strict mode) or never started.
+    pub fn finish(&mut self, sink: &mut dyn TokenSink) -> bool {
+        if matches!(self.mode, Mode::LineComment | Mode::BlockComment { .. }) {
+            self.mode = self.resume;
+        }
+        if let Mode::Bare { key } = self.mode {
+            self.finish_bare(key, sink);
+        }
+        match self.mode {
+            Mode::Done => return true,
+            Mode::Failed => return false,
+            _ => {}
+        }
+        if !self.lenient || !self.started {
+            return false;
+        }
+        let at = self.base + self.pos;
+        match self.mode {
+            Mode::Str { key, .. } | Mode::Escape { key, .. } | Mode::Unicode { key, .. } => {
+                if key {
+                    // A dangling key: drop it.
+                    self.word.clear();
+                    self.mode = Mode::After;
+                } else {
+                    sink.token(Token::EndString, self.base + self.pos);
+                    self.value_done();
+                }
+                self.repairs.push(Repair { kind: "truncated", start: at, end: at, message: "closed an unterminated string".into() });
+            }
+            Mode::Colon => {
+                // `{"a"` or `{"a":` : the key was emitted; give it a null value.
+                sink.token(Token::Null, self.base + self.pos);
+                self.repairs.push(Repair { kind: "truncated", start: at, end: at, message: "a dangling key got a null value".into() });
+            }
+            Mode::Value if self.stack.last() == Some(&Frame::Object) => {
+                sink.token(Token::Null, self.base + self.pos);
+                self.repairs.push(Repair { kind: "truncated", start: at, end: at, message: "a dangling key got a null value".into() });
+            }
+            _ => {}
+        }
+        if !self.stack.is_empty() {
+            self.repairs.push(Repair { kind: "truncated", start: at, end: at, message: format!("closed {} open container(s)", self.stack.len()) });
+        }
+        while let Some(frame) = self.stack.pop() {
+            sink.token(if frame == Frame::Object { Token::EndObject } else { Token::EndArray }, self.base + self.pos);
+        }
+        self.mode = Mode::Done;
+        true
+    }
+}
+
+/// Normalises number text to JSON syntax; `None` when it is not a number at all.
+pub fn normalize_number(word: &str) -> Option<String> {
+    let s = word.strip_prefix('+').unwrap_or(word);
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-')) {
+        return None;
+    }
+    let (mantissa, exp) = match digits.find(['e', 'E']) {
+        Some(p) => (&digits[..p], Some(&digits[p + 1..])),
+        None => (digits, None),
+    };
+    let (int, frac) = match mantissa.find('.') {
+        Some(p) => (&mantissa[..p], Some(&mantissa[p + 1..])),
+        None => (mantissa, None),
+    };
+    if !int.bytes().all(|c| c.is_ascii_digit()) || frac.is_some_and(|f| !f.bytes().all(|c| c.is_ascii_digit())) {
+        return None;
+    }
+    if int.is_empty() && frac.is_none_or(str::is_empty) {
+        return None;
+    }
+    let mut out = String::with_capacity(word.len() + 2);
+    if neg {
+        out.push('-');
+    }
+    let int_trim = int.trim_start_matches('0');
+    out.push_str(if int_trim.is_empty() { "0" } else { int_trim });
+    if let Some(f) = frac {
+        if !f.is_empty() {
+            out.push('.');
+            out.push_str(f);
+        }
+    }
+    if let Some(e) = exp {
+        let (sign, edigits) = match e.as_bytes().first() {
+            Some(b'+') => ("", &e[1..]),
+            Some(b'-') => ("-", &e[1..]),
+            _ => ("", e),
+        };
+        if edigits.is_empty() || !edigits.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        out.push('e');
+        out.push_str(sign);
+        out.push_str(edigits);
+    }
+    Some(out)
+}
+
+/// Writes a token stream as compact JSON text (serde_json's compact style).
+#[derive(Debug, Default)]
+pub struct JsonWriter {
+    /// Output produced so far and not yet taken.
+    pub out: String,
+    /// Per open container: has it written an element yet?
+    first: Vec<bool>,
+    after_key: bool,
+}
+
+impl JsonWriter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Depth of open containers.
+    pub fn depth(&self) -> usize {
+        self.first.len()
+    }
+
+    fn before_value(&mut self) {
+        if self.after_key {
+            self.after_key = false;
+            return;
+        }
+        if let Some(first) = self.first.last_mut() {
+            if *first {
+                *first = false;
+            } else {
+                self.out.push(',');
+            }
+        }
+    }
+
+    /// Takes the output produced since the last call.
+    pub fn take(&mut self) -> String {
+        std::mem::take(&mut self.out)
+    }
+}
+
+/// Appends `s` to `out` with JSON string escaping (no quotes).
+pub fn escape_into(out: &mut String, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: Option<&str> = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0x08 => Some("\\b"),
+            0x0c => Some("\\f"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        match esc {
+            Some(e) => out.push_str(e),
+            None => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 0xf) as usize] as char);
+            }
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+}
+
+impl TokenSink for JsonWriter {
+    fn token(&mut self, tok: Token<'_>, _at: usize) {
+        match tok {
+            Token::BeginObject => {
+                self.before_value();
+                self.out.push('{');
+                self.first.push(true);
+            }
+            Token::BeginArray => {
+                self.before_value();
+                self.out.push('[');
+                self.first.push(true);
+            }
+            Token::EndObject => {
+                self.first.pop();
+                self.out.push('}');
+            }
+            Token::EndArray => {
+                self.first.pop();
+                self.out.push(']');
+            }
+            Token::Key(k) => {
+                self.before_value();
+                self.out.push('"');
+                escape_into(&mut self.out, k);
+                self.out.push_str("\":");
+                self.after_key = true;
+            }
+            Token::BeginString => {
+                self.before_value();
+                self.out.push('"');
+            }
+            Token::StringPart(s) => escape_into(&mut self.out, s),
+            Token::EndString => self.out.push('"'),
+            Token::Number(n) => {
+                self.before_value();
+                self.out.push_str(n);
+            }
+            Token::Bool(v) => {
+                self.before_value();
+                self.out.push_str(if v { "true" } else { "false" });
+            }
+            Token::Null => {
+                self.before_value();
+                self.out.push_str("null");
+            }
+        }
+    }
+}
+
+/// Runs `text` through a lenient scanner in one go and returns compact JSON plus repairs.
+/// `None` when nothing value-like was found.
+pub fn rewrite(text: &str, dialect: Dialect, lenient: bool) -> Option<(String, Vec<Repair>, usize)> {
+    let mut sc = Scanner::new(dialect, lenient, 0);
+    let mut w = JsonWriter::new();
+    let consumed = match sc.feed(text, &mut w) {
+        Progress::Done { consumed } => consumed,
+        Progress::Partial { consumed } => {
+            if !sc.finish(&mut w) {
+                return None;
+            }
+            consumed
+        }
+        Progress::Error { .. } => return None,
+    };
+    Some((w.out, sc.repairs, consumed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunked(text: &str, size: usize) -> Option<String> {
+        let mut sc = Scanner::new(Dialect::Json, true, 0);
+        let mut w = JsonWriter::new();
+        let mut pending = String::new();
+        let chars: Vec<char> = text.chars().collect();
+        for chunk in chars.chunks(size) {
+            pending.extend(chunk.iter());
+            match sc.feed(&pending, &mut w) {
+                Progress::Partial { consumed } => {
+                    pending.drain(..consumed);
+                }
+                Progress::Done { .. } => return Some(w.out),
+                Progress::Error { .. } => return None,
+            }
+        }
+        if !pending.is_empty() {
+            if let Progress::Error { .. } = sc.feed(&pending, &mut w) {
+                return None;
+            }
+        }
+        sc.finish(&mut w).then_some(w.out)
+    }
+
+    fn check(input: &str, want: &str) {
+        for size in [1, 2, 3, 7, 1000] {
+            assert_eq!(chunked(input, size).as_deref(), Some(want), "input {input:?} chunk {size}");
+        }
+    }
+
+    #[test]
+    fn valid_json_is_compacted() {
+        check(r#" { "a" : [1, 2.5, -3e10, true, false, null], "b": {"c": "d\"e\\f\u00e9"} } "#, r#"{"a":[1,2.5,-3e10,true,false,null],"b":{"c":"d\"e\\fé"}}"#);
+        check(r#""\ud83d\ude00""#, "\"😀\"");
+        check("[]", "[]");
+        check("{}", "{}");
+    }
+
+    #[test]
+    fn lenient_repairs() {
+        check("{'a': 'b',}", r#"{"a":"b"}"#);
+        check("{a: True, b: None, c: undefined}", r#"{"a":true,"b":null,"c":null}"#);
+        check("{\"a\": 1 // c\n, /* x */ \"b\": 2}", r#"{"a":1,"b":2}"#);
+        check("{\"a\": \"x\ny\"}", r#"{"a":"x\ny"}"#);
+        check(r#"{"p": "C:\path"}"#, r#"{"p":"C:\\path"}"#);
+        check(r#"{"a": [1, 2"#, r#"{"a":[1,2]}"#);
+        check(r#"{"a": "unterminated"#, r#"{"a":"unterminated"}"#);
+        check(r#"{"s": "He said "hi" there"}"#, r#"{"s":"He said \"hi\" there"}"#);
+        check(r#"{"a": 1 "b": 2}"#, r#"{"a":1,"b":2}"#);
+        check(r#"{"a": .5, "b": 01}"#, r#"{"a":0.5,"b":1}"#);
+    }
+
+    #[test]
+    fn stops_at_value_end() {
+        let mut sc = Scanner::new(Dialect::Json, true, 0);
+        let mut w = JsonWriter::new();
+        assert_eq!(sc.feed(r#"{"a": 1}</tool_call>"#, &mut w), Progress::Done { consumed: 8 });
+        assert_eq!(w.out, r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn strict_rejects() {
+        assert!(rewrite("{'a': 1}", Dialect::Json, false).is_none());
+        assert!(rewrite("{\"a\": 1,}", Dialect::Json, true).is_some());
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let deep = "[".repeat(MAX_DEPTH + 10);
+        assert!(rewrite(&deep, Dialect::Json, true).is_none());
+    }
+
+    #[test]
+    fn python_dialect() {
+        let (out, _, _) = rewrite("{'a': (1, 2), 'b': None, 'c': 'it\\'s'}", Dialect::Python, true).unwrap();
+        assert_eq!(out, r#"{"a":[1,2],"b":null,"c":"it's"}"#);
+    }
+}

@@ -1,0 +1,352 @@
+//! The streaming parser: feeds any chunking through a format's state machine, and the
+//! auto-detector that picks the format from the markers (and the model id).
+//!
+//! The whole-text [`parse`] is the streaming path fed once, so the two cannot drift apart.
+
+use std::sync::Arc;
+
+use crate::emit::{random_seed, Emitter};
+use crate::event::{Event, ParseResult};
+use crate::families::{Family, Prose, ProseSpec, ProseStep};
+use crate::formats::{self, After, Format, FORMATS};
+use crate::tools::ToolSet;
+
+/// Largest input a parser accepts while holding it back undecided (bytes). Beyond this
+/// the held text is released as content: hostile endless marker prefixes cannot grow memory.
+pub const MAX_PENDING: usize = 1 << 20;
+
+/// Parser options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A format name, or `None`/`"auto"` to detect it.
+    pub format: Option<String>,
+    /// The model id, used by auto-detection.
+    pub model: Option<String>,
+    pub tools: Option<Arc<ToolSet>>,
+    /// Mend broken JSON (on by default).
+    pub repair: bool,
+    /// The output starts inside a reasoning block (thinking templates that open it in the prompt).
+    pub in_reasoning: bool,
+    /// Seed for generated call ids (random when `None`).
+    pub id_seed: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { format: None, model: None, tools: None, repair: true, in_reasoning: false, id_seed: None }
+    }
+}
+
+/// Errors raised before parsing starts, or when a finished parser is fed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    UnknownFormat { name: String, valid: Vec<&'static str> },
+    Finished,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseError::UnknownFormat { name, valid } => {
+                write!(f, "unknown format {name:?}; valid formats: auto, {}", valid.join(", "))
+            }
+            ParseError::Finished => f.write_str("the parser is finished; create a new one"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Incremental parser. Feed deltas, then finish; see the crate docs for the contract.
+pub struct StreamParser {
+    family: Box<dyn Family>,
+    pending: String,
+    offset: usize,
+    out: Emitter,
+    fixed_format: Option<&'static str>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for StreamParser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamParser").field("offset", &self.offset).field("finished", &self.finished).finish()
+    }
+}
+
+impl StreamParser {
+    pub fn new(opts: Options) -> Result<Self, ParseError> {
+        let seed = opts.id_seed.unwrap_or_else(random_seed);
+        let out = Emitter::new(opts.tools.clone(), seed);
+        let (family, fixed): (Box<dyn Family>, Option<&'static str>) = match opts.format.as_deref() {
+            None | Some("auto") | Some("") => {
+                let preferred = opts.model.as_deref().and_then(formats::for_model);
+                (Box::new(Auto::new(preferred, opts.in_reasoning, opts.repair)), None)
+            }
+            Some(name) => {
+                let f = formats::by_name(name).ok_or_else(|| ParseError::UnknownFormat {
+                    name: name.to_string(),
+                    valid: FORMATS.iter().map(|f| f.name).collect(),
+                })?;
+                (f.build(opts.in_reasoning, opts.repair), Some(f.name))
+            }
+        };
+        Ok(StreamParser { family, pending: String::new(), offset: 0, out, fixed_format: fixed, finished: false })
+    }
+
+    /// Feeds a delta; returns the events it completes.
+    pub fn feed(&mut self, delta: &str) -> Result<Vec<Event>, ParseError> {
+        if self.finished {
+            return Err(ParseError::Finished);
+        }
+        if delta.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.pending.push_str(delta);
+        self.out.base = self.offset;
+        let n = self.family.feed(&self.pending, false, &mut self.out);
+        self.pending.drain(..n);
+        self.offset += n;
+        if self.pending.len() > MAX_PENDING {
+            // Nothing decidable for a megabyte: treat it as the end of output.
+            self.out.diag("held_back_limit", self.offset, self.offset + self.pending.len(), "undecidable text over the hold-back limit was flushed");
+            return self.finish();
+        }
+        Ok(self.out.take_events())
+    }
+
+    /// Ends the output: flushes held text and closes an open call.
+    pub fn finish(&mut self) -> Result<Vec<Event>, ParseError> {
+        if self.finished {
+            return Ok(Vec::new());
+        }
+        self.finished = true;
+        self.out.base = self.offset;
+        let n = self.family.feed(&self.pending, true, &mut self.out);
+        debug_assert_eq!(n, self.pending.len(), "families consume everything at eof");
+        self.offset += self.pending.len();
+        self.pending.clear();
+        if self.out.in_call() {
+            self.out.end_call();
+        }
+        self.out.finish();
+        Ok(self.out.take_events())
+    }
+
+    /// The result so far (complete after [`StreamParser::finish`]).
+    pub fn result(&self) -> ParseResult {
+        self.out.result(self.fixed_format.or(self.out.format))
+    }
+}
+
+/// Parses a whole output: the streaming parser fed once.
+pub fn parse(text: &str, opts: Options) -> Result<ParseResult, ParseError> {
+    let mut p = StreamParser::new(opts)?;
+    p.feed(text)?;
+    p.finish()?;
+    Ok(p.result())
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'/') || b >= 0x80
+}
+
+impl After {
+    /// Does `rest` (the text after a trigger) fit? `None`: need more input.
+    pub fn accepts(self, rest: &str, eof: bool) -> Option<bool> {
+        let b = rest.as_bytes();
+        let ws = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+        let need = |ok: bool| if ok { Some(true) } else if eof { Some(false) } else { None };
+        match self {
+            After::Any => Some(true),
+            After::Json | After::JsonArray | After::JsonObject => match b.get(ws) {
+                None => need(false),
+                Some(&c) => Some(match self {
+                    After::JsonArray => c == b'[',
+                    After::JsonObject => c == b'{',
+                    _ => c == b'{' || c == b'[',
+                }),
+            },
+            After::PythonList => {
+                if b.get(ws).is_none() {
+                    return need(false);
+                }
+                if b[ws] != b'[' {
+                    return Some(false);
+                }
+                let mut i = ws + 1;
+                while i < b.len() && b[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'_' | b'.' | b'-')) {
+                    i += 1;
+                }
+                if i == b.len() {
+                    return if i - start > 256 { Some(false) } else { need(false) };
+                }
+                Some(i > start && b[i] == b'(')
+            }
+            After::Literal(lit) => {
+                let r = &b[ws..];
+                if r.len() >= lit.len() {
+                    Some(r.starts_with(lit.as_bytes()))
+                } else if lit.as_bytes().starts_with(r) {
+                    need(false)
+                } else {
+                    Some(false)
+                }
+            }
+            After::Name | After::NameThen(_) => {
+                let mut i = ws;
+                while i < b.len() && is_ident_byte(b[i]) {
+                    i += 1;
+                }
+                if i == b.len() {
+                    return if i > 256 { Some(false) } else { need(false) };
+                }
+                if i == ws {
+                    return Some(false);
+                }
+                match self {
+                    After::Name => Some(matches!(b[i], b'\n' | b'<' | b'\r' | b' ')),
+                    After::NameThen(markers) => {
+                        let r = &rest[i..];
+                        for m in markers {
+                            if r.starts_with(m) {
+                                return Some(true);
+                            }
+                            if m.starts_with(r) && !eof {
+                                return None;
+                            }
+                        }
+                        Some(false)
+                    }
+                    _ => unreachable!(),
+                }
+            }
+        }
+    }
+}
+
+/// Auto-detection: reads prose with the markers of every format, and hands the output
+/// to the first format whose trigger (and what follows it) matches.
+struct Auto {
+    prose: Prose,
+    /// For each trigger marker (by prose index): the formats it may start, in priority order.
+    candidates: Vec<Vec<&'static Format>>,
+    bare: Vec<&'static Format>,
+    inner: Option<Box<dyn Family>>,
+    in_reasoning: bool,
+    lenient: bool,
+}
+
+impl Auto {
+    fn new(preferred: Option<&'static Format>, in_reasoning: bool, lenient: bool) -> Self {
+        let mut spec = ProseSpec::default();
+        let mut candidates: Vec<Vec<&'static Format>> = Vec::new();
+        let mut bare = Vec::new();
+        let order = preferred.into_iter().chain(FORMATS.iter().filter(|f| Some(f.name) != preferred.map(|p| p.name)));
+        for f in order {
+            let p = &f.prose;
+            for t in &p.triggers {
+                match spec.triggers.iter().position(|x| x == t) {
+                    Some(i) => candidates[i].push(f),
+                    None => {
+                        spec.triggers.push(t);
+                        candidates.push(vec![f]);
+                    }
+                }
+            }
+            for r in &p.reasoning {
+                if !spec.reasoning.contains(r) {
+                    spec.reasoning.push(*r);
+                }
+            }
+            for s in &p.strip {
+                if !spec.strip.contains(s) {
+                    spec.strip.push(s);
+                }
+            }
+            if p.bare_json_at_start && (f.auto_bare || Some(f.name) == preferred.map(|p| p.name)) {
+                bare.push(f);
+            }
+        }
+        // Stricter shapes first: `[f(x=1)]` is pythonic before it is a JSON array.
+        bare.sort_by_key(|f| f.after != After::PythonList);
+        spec.bare_json_at_start = !bare.is_empty();
+        Auto { prose: Prose::new(&spec, in_reasoning), candidates, bare, inner: None, in_reasoning, lenient }
+    }
+
+    /// Picks a format among `formats` for the text after a trigger. `Err(())`: need more input.
+    fn choose(formats: &[&'static Format], rest: &str, eof: bool) -> Result<Option<&'static Format>, ()> {
+        for f in formats {
+            match f.after.accepts(rest, eof) {
+                None => return Err(()),
+                Some(true) => return Ok(Some(f)),
+                Some(false) => {}
+            }
+        }
+        Ok(None)
+    }
+
+    fn hand_over(&mut self, f: &'static Format, input: &str, at: usize, eof: bool, out: &mut Emitter) -> usize {
+        out.format = Some(f.name);
+        let mut inner = f.build(false, self.lenient);
+        let _ = self.in_reasoning;
+        let base = out.base;
+        out.base = base + at;
+        let n = inner.feed(&input[at..], eof, out);
+        out.base = base;
+        self.inner = Some(inner);
+        at + n
+    }
+}
+
+impl Family for Auto {
+    fn feed(&mut self, input: &str, eof: bool, out: &mut Emitter) -> usize {
+        if let Some(inner) = self.inner.as_mut() {
+            return inner.feed(input, eof, out);
+        }
+        let mut pos = 0;
+        loop {
+            match self.prose.scan(input, pos, eof, out) {
+                ProseStep::Wait { consumed } => return consumed,
+                ProseStep::Trigger { at, len, index } => {
+                    let rest = &input[at + len..];
+                    match Self::choose(&self.candidates[index], rest, eof) {
+                        Err(()) => return at,
+                        Ok(Some(f)) => return self.hand_over(f, input, at, eof, out),
+                        Ok(None) => {
+                            // The marker is just text here.
+                            out.text(crate::emit::Channel::Content, &input[at..at + len]);
+                            self.prose.note_content();
+                            pos = at + len;
+                        }
+                    }
+                }
+                ProseStep::BareJson { at } => {
+                    let bare = self.bare.clone();
+                    let mut chosen = None;
+                    for f in bare {
+                        let rule = if f.after == After::PythonList { After::PythonList } else { After::Json };
+                        match rule.accepts(&input[at..], eof) {
+                            None => return at,
+                            Some(true) => {
+                                chosen = Some(f);
+                                break;
+                            }
+                            Some(false) => {}
+                        }
+                    }
+                    match chosen {
+                        Some(f) => return self.hand_over(f, input, at, eof, out),
+                        None => {
+                            self.prose.note_content();
+                            pos = at;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
