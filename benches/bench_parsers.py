@@ -9,7 +9,9 @@ usage: bench_parsers.py [--families sglang,vllm,libs] [--workloads w1,w2] [--no-
                         [--toolmend-format auto] [--report-only]
 Run it with the bench-anchors venv's python (bench_parsers.sh does). Writes results/.
 """
+
 import argparse
+import glob
 import json
 import os
 import platform
@@ -18,8 +20,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ANCHORS = os.environ.get("ANCHORS_DIR") or os.path.normpath(
-    os.path.join(HERE, "..", "..", "shared", "bench-anchors"))
+ANCHORS = os.environ.get("ANCHORS_DIR") or os.path.normpath(os.path.join(HERE, "..", "..", "shared", "bench-anchors"))
 RESULTS = os.path.join(HERE, "results")
 FAMILIES = ("sglang", "vllm", "libs")
 # bench-anchors RESULTS: catastrophic regex backtracking (W1 never finishes, W2 hangs at 4 KB)
@@ -48,11 +49,15 @@ def run_child(wl, family, use_toolmend, fmt_override):
     if use_toolmend:
         fmts = [f for f in FORMATS if any(a.fmt == f for a in peers)]
         try:
-            tm = toolmend_adapters(adapters.TOOLS, fmts, fmt_override)
+            tm, skipped = toolmend_adapters(adapters.TOOLS, fmts, fmt_override)
         except ImportError as e:
-            print(f"!! toolmend not importable ({e}): peers only", flush=True)
+            tm, skipped = [], {"all": f"toolmend not importable ({e})"}
+        for fmt, why in skipped.items():
+            print(f"!! {why}: {fmt} peers run alone", flush=True)
     bench.adapters_for = lambda _family: tm + peers
     getattr(bench, "run_" + wl)(family)
+    for f in glob.glob(os.path.join(RESULTS, ".progress_*")):
+        os.remove(f)
 
 
 def toolmend_version():
@@ -81,6 +86,17 @@ def fx(r, prefix=""):
     return "–" if r is None else f"{prefix}{r:,.0f}×" if r >= 100 else f"{prefix}{r:.1f}×"
 
 
+def failure(row, what, limit_s):
+    err = row.get("error")
+    if err in (None, "timeout"):
+        return f"**{what}** (> {limit_s:.0f} s, killed)"
+    return f"**error**: {str(err)[:80]}"
+
+
+def bench_budget():
+    return float(os.environ.get("ANCHOR_W2_BUDGET_S", "40"))
+
+
 def is_tm(row):
     return row["parser"].startswith("toolmend.")
 
@@ -99,40 +115,72 @@ def report(families, workloads):
     w2 = [r for f in families for r in load(f"w2_{f}.json")] if "w2" in workloads else []
 
     def tm_w1(r):
-        return next((t for t in w1 if is_tm(t) and t["family"] == r["family"] and t["fmt"] == r["fmt"]
-                     and t.get("status") == "ok"), None)
+        return next(
+            (
+                t
+                for t in w1
+                if is_tm(t) and t["family"] == r["family"] and t["fmt"] == r["fmt"] and t.get("status") == "ok"
+            ),
+            None,
+        )
 
     def tm_w2(r):
-        return next((t for t in w2 if is_tm(t) and t["family"] == r["family"] and t["fmt"] == r["fmt"]
-                     and t["kb"] == r["kb"] and t.get("status") == "ok"), None)
+        return next(
+            (
+                t
+                for t in w2
+                if is_tm(t)
+                and t["family"] == r["family"]
+                and t["fmt"] == r["fmt"]
+                and t["kb"] == r["kb"]
+                and t.get("status") == "ok"
+            ),
+            None,
+        )
 
     if w1:
-        out += [("## W1: whole-completion parse (same texts; `toolmend ×` = peer time / toolmend time,"
-                 " measured in the same process)"), "",
-                ("| family | parser | fmt | corpus (median) | calls/s | MB/s | toolmend MB/s | toolmend × |"
-                 " small doc | large doc (16 KB) | correct docs |"),
-                "|---|---|---|---|---|---|---|---|---|---|---|"]
+        out += [
+            (
+                "## W1: whole-completion parse (same texts; `toolmend ×` = peer time / toolmend time,"
+                " measured in the same process)"
+            ),
+            "",
+            (
+                "| family | parser | fmt | corpus (median) | calls/s | MB/s | toolmend MB/s | toolmend × |"
+                " small doc | large doc (16 KB) | correct docs |"
+            ),
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in w1:
             if r.get("status") != "ok":
-                out.append(f"| {r['family']} | {r['parser']} | {r['fmt']} | **DNF** (> {r['timeout_s']:.0f} s)"
-                           " | – | – | – | – | – | – | – |")
+                out.append(
+                    f"| {r['family']} | {r['parser']} | {r['fmt']} | {failure(r, 'DNF', r['timeout_s'])}"
+                    " | – | – | – | – | – | – | – |"
+                )
                 continue
             t = None if is_tm(r) else tm_w1(r)
             tcols = f"{t['MB_per_s']:.1f} | {fx(r['median_s'] / t['median_s'])}" if t else "– | –"
             fixed = r["fixed"]
             probs = f" {r['problems']}" if r["problems"] else ""
-            out.append(f"| {r['family']} | {r['parser']} | {r['fmt']} | {fms(r['median_s'] * 1e3)} | "
-                       f"{r['calls_per_s']:,.0f} | {r['MB_per_s']:.1f} | {tcols} | "
-                       f"{fus(fixed['small_2calls']['median_us'])} µs | "
-                       f"{fus(fixed['large_4calls_16KB']['median_us'])} µs | "
-                       f"{r['ok_docs']}/{r['docs']}{probs} |")
+            out.append(
+                f"| {r['family']} | {r['parser']} | {r['fmt']} | {fms(r['median_s'] * 1e3)} | "
+                f"{r['calls_per_s']:,.0f} | {r['MB_per_s']:.1f} | {tcols} | "
+                f"{fus(fixed['small_2calls']['median_us'])} µs | "
+                f"{fus(fixed['large_4calls_16KB']['median_us'])} µs | "
+                f"{r['ok_docs']}/{r['docs']}{probs} |"
+            )
         out.append("")
 
     if w2:
-        out += ["## W2: streaming (same deltas; only the parser call is timed; `×` = peer / toolmend)", "",
-                ("| family | parser | fmt | KB | deltas | total | p50 / p99 µs per delta | last 10% mean µs |"
-                 " × total | × p50 | × p99 | stream correct |"),
-                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        out += [
+            "## W2: streaming (same deltas; only the parser call is timed; `×` = peer / toolmend)",
+            "",
+            (
+                "| family | parser | fmt | KB | deltas | total | p50 / p99 µs per delta | last 10% mean µs |"
+                " × total | × p50 | × p99 | stream correct |"
+            ),
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in w2:
             t = None if is_tm(r) else tm_w2(r)
             head = f"| {r['family']} | {r['parser']} | {r['fmt']} | {r['kb']} | {r['deltas']:,} | "
@@ -142,7 +190,7 @@ def report(families, workloads):
                 out.append(head + f"skip (proj. ~{r['projected_s']:.0f} s) | – | – | {tot} | – | – | – |")
                 continue
             if st == "killed":
-                out.append(head + "**hung** (killed) | – | – | – | – | – | – |")
+                out.append(head + f"{failure(r, 'hung', bench_budget() + 30)} | – | – | – | – | – | – |")
                 continue
             if st == "aborted":
                 total = f">{r['elapsed_s']:.1f} s ({100 * r['done_deltas'] / r['deltas']:.0f}% done)"
@@ -154,14 +202,25 @@ def report(families, workloads):
                 corr = "yes" if not r["problems"] else "NO: " + "; ".join(r["problems"])
             rp50 = fx(r["p50_us"] / t["p50_us"]) if t else "–"
             rp99 = fx(r["p99_us"] / t["p99_us"]) if t else "–"
-            out.append(head + f"{total} | {fus(r['p50_us'])} / {fus(r['p99_us'])} | "
-                       f"{fus(r['last10_mean_us'])} | {rt} | {rp50} | {rp99} | {corr} |")
-        out += ["", "### W2 scaling and correctness", "",
-                ("(exponent: slope of log(total) vs log(bytes); 1 = O(n) per stream, i.e. O(1) per delta."
-                 " probe: p50 of the last 300 deltas before the 64 KB string closes)"), "",
-                ("| family | parser | fmt | fitted exponent | local 16→64 | probe p50 @64 KB µs | × probe |"
-                 " W1 correct docs | W2 streamed == expected | streamed == whole parse | notes |"),
-                "|---|---|---|---|---|---|---|---|---|---|---|"]
+            out.append(
+                head + f"{total} | {fus(r['p50_us'])} / {fus(r['p99_us'])} | "
+                f"{fus(r['last10_mean_us'])} | {rt} | {rp50} | {rp99} | {corr} |"
+            )
+        out += [
+            "",
+            "### W2 scaling and correctness",
+            "",
+            (
+                "(exponent: slope of log(total) vs log(bytes); 1 = O(n) per stream, i.e. O(1) per delta."
+                " probe: p50 of the last 300 deltas before the 64 KB string closes)"
+            ),
+            "",
+            (
+                "| family | parser | fmt | fitted exponent | local 16→64 | probe p50 @64 KB µs | × probe |"
+                " W1 correct docs | W2 streamed == expected | streamed == whole parse | notes |"
+            ),
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         seen = []
         for r in w2:
             if (r["family"], r["parser"]) not in seen:
@@ -186,7 +245,26 @@ def report(families, workloads):
                 f"| {fam} | {name} | {last['fmt']} | {'–' if fit is None else f'{fit:.2f}'} | "
                 f"{'–' if loc is None else f'{loc:.2f}'} | {'–' if probe is None else fus(probe)} | "
                 f"{fx(probe / tprobe) if probe and tprobe else '–'} | {w1ok} | "
-                f"{len(good)}/{len(ok)} sizes{notrun} | {same} | {notes} |")
+                f"{len(good)}/{len(ok)} sizes{notrun} | {same} | {notes} |"
+            )
+        out.append("")
+    tm_rows = [r for r in w1 + w2 if is_tm(r)]
+    if tm_rows:
+        out += ["## toolmend correctness (streamed result vs the intended calls, every process)", ""]
+        for name in dict.fromkeys(r["parser"] for r in tm_rows):
+            r1 = [r for r in w1 if r["parser"] == name]
+            r2 = [r for r in w2 if r["parser"] == name]
+            docs = [f"{r['ok_docs']}/{r['docs']}" if r.get("status") == "ok" else "failed" for r in r1]
+            bad = [
+                f"{r['kb']} KB ({r['family']}): "
+                + ("; ".join(r["problems"]) if r.get("status") == "ok" else r.get("error") or r.get("status"))
+                for r in r2
+                if r.get("status") != "ok" or r["problems"]
+            ]
+            out.append(
+                f"- {name}: W1 docs correct {', '.join(docs) or '–'}; W2 streams correct "
+                f"{len(r2) - len(bad)}/{len(r2)}" + (": " + " | ".join(bad) if bad else "")
+            )
         out.append("")
     text = "\n".join(out)
     with open(os.path.join(RESULTS, "report.md"), "w") as f:
@@ -224,12 +302,22 @@ def main():
                 cmd += ["--toolmend-format", a.toolmend_format] if a.toolmend_format else []
                 if subprocess.run(cmd, env=family_env(fam), check=False).returncode:
                     failed.append(f"{wl}/{fam}")
-        meta = {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "elapsed_s": time.time() - t0,
-                "toolmend": tmv, "toolmend_wheel": os.environ.get("TOOLMEND_WHEEL"),
-                "toolmend_format": a.toolmend_format, "families": fams, "workloads": wls, "failed": failed,
-                "python": platform.python_version(), "machine": platform.platform(), "cores": os.cpu_count(),
-                "anchors": ANCHORS, "skipped_parsers": sorted(SKIP),
-                "budgets": {k: os.environ.get(k) for k in ("ANCHOR_W1_TIMEOUT_S", "ANCHOR_W2_BUDGET_S")}}
+        meta = {
+            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "elapsed_s": time.time() - t0,
+            "toolmend": tmv,
+            "toolmend_wheel": os.environ.get("TOOLMEND_WHEEL"),
+            "toolmend_format": a.toolmend_format,
+            "families": fams,
+            "workloads": wls,
+            "failed": failed,
+            "python": platform.python_version(),
+            "machine": platform.platform(),
+            "cores": os.cpu_count(),
+            "anchors": ANCHORS,
+            "skipped_parsers": sorted(SKIP),
+            "budgets": {k: os.environ.get(k) for k in ("ANCHOR_W1_TIMEOUT_S", "ANCHOR_W2_BUDGET_S")},
+        }
         with open(os.path.join(RESULTS, "meta.json"), "w") as f:
             json.dump(meta, f, indent=1)
         print(f"== done in {meta['elapsed_s']:.0f} s; toolmend {tmv or 'not run'}\n", flush=True)

@@ -129,9 +129,13 @@ def load_toolmend() -> Adapter:
     repair = getattr(mod, "repair_json", None)
     if repair is None:
         raise ImportError("toolmend has no repair_json")
+    probe = getattr(repair("{}"), "json", None)
+    if not isinstance(probe, str):
+        raise TypeError(f"toolmend.repair_json(text).json is {type(probe).__name__}, expected str")
 
     def to_str(text: str) -> str:
-        return repair(text).json
+        out: str = repair(text).json
+        return out
 
     def to_obj(text: str) -> Any:
         return strict_loads(repair(text).json)

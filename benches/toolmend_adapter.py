@@ -15,8 +15,9 @@ Workload renderings (bench-anchors gen.py `render`) and the toolmend format used
            -> "pythonic"
 """
 
-FORMATS = {"hermes": "hermes", "llama3": "llama3_json", "mistral": "mistral_array",
-           "pythonic": "pythonic"}
+import json
+
+FORMATS = {"hermes": "hermes", "llama3": "llama3_json", "mistral": "mistral_array", "pythonic": "pythonic"}
 
 
 def openai_tools(tools):
@@ -58,9 +59,18 @@ class _Stream:
         content = "".join(self.content)
         calls = [(n, a) for _, (n, a) in sorted(self.calls.items())]
         r = self.p.result()
-        if r.content != content or [(c.name, c.arguments) for c in r.tool_calls] != calls:
+        if (r.content or "") != content or _values(r.tool_calls) != _values(calls):
             self.notes.append("result() differs from the streamed events")
         return content, calls, self.notes
+
+
+def _values(calls):
+    """[(name, parsed arguments)] from ToolCall objects or (name, args) pairs; None if not JSON."""
+    pairs = [(c.name, c.arguments) if hasattr(c, "name") else c for c in calls]
+    try:
+        return [(n, json.loads(a)) for n, a in pairs]
+    except ValueError:
+        return None
 
 
 class ToolmendAdapter:
@@ -73,7 +83,8 @@ class ToolmendAdapter:
         self.fmt = fmt
         self.format = format_override or FORMATS[fmt]
         self.name = f"toolmend.{self.format}" + (f"[{fmt}]" if format_override else "")
-        self.tools = tools
+        # prepared once, like the peers' parser objects (toolmend.Tools validates and indexes the list)
+        self.tools = toolmend.Tools(tools) if tools is not None and hasattr(toolmend, "Tools") else tools
 
     def parse_full(self, text):
         r = self.tm.parse(text, tools=self.tools, format=self.format)
@@ -84,6 +95,17 @@ class ToolmendAdapter:
 
 
 def toolmend_adapters(tools=None, fmts=tuple(FORMATS), format_override=None):
-    """One adapter per workload format; `tools` in bench-anchors' tools.json shape (or None)."""
+    """-> (adapters, {workload format: reason skipped}): one adapter per workload format whose toolmend
+    format exists in this build; `tools` in bench-anchors' tools.json shape (or None)."""
+    import toolmend
+
+    known = {"auto"} | {f[0] for f in toolmend.formats()}
     oa = openai_tools(tools) if tools is not None else None
-    return [ToolmendAdapter(f, oa, format_override) for f in fmts]
+    ads, skipped = [], {}
+    for f in fmts:
+        name = format_override or FORMATS[f]
+        if name in known:
+            ads.append(ToolmendAdapter(f, oa, format_override))
+        else:
+            skipped[f] = f"toolmend has no format {name!r}"
+    return ads, skipped

@@ -1,1 +1,489 @@
+//! `toolmend._core`: PyO3 bindings over `toolmend-core`. Argument conversion, error
+//! mapping and result objects only; all parsing lives in the core crate.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::Value;
+use toolmend_core as core;
+
+create_exception!(
+    _core,
+    ToolmendError,
+    PyValueError,
+    "Base class of toolmend's errors (a ValueError)."
+);
+create_exception!(
+    _core,
+    UnknownFormatError,
+    ToolmendError,
+    "The format name is not one toolmend supports."
+);
+create_exception!(
+    _core,
+    InvalidToolsError,
+    ToolmendError,
+    "The tools list is not a list of function tools."
+);
+create_exception!(
+    _core,
+    ParserFinishedError,
+    ToolmendError,
+    "The stream parser was already finished."
+);
+
+/// Runs `f`, turning a Rust panic into a `ToolmendError` instead of unwinding into Python.
+fn guarded<T>(what: &str, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(ToolmendError::new_err(format!(
+                "internal error in {what}: {msg} (please report this input)"
+            )))
+        }
+    }
+}
+
+fn map_parse_error(e: core::ParseError) -> PyErr {
+    match e {
+        core::ParseError::UnknownFormat { .. } => UnknownFormatError::new_err(e.to_string()),
+        core::ParseError::Finished => ParserFinishedError::new_err(e.to_string()),
+    }
+}
+
+/// Converts a Python JSON-like object (dict, list, str, int, float, bool, None) to JSON.
+fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+    if depth > 128 {
+        return Err(InvalidToolsError::new_err("tools nest deeper than 128 levels"));
+    }
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = obj.downcast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if let Ok(i) = obj.downcast::<PyInt>() {
+        if let Ok(v) = i.extract::<i64>() {
+            return Ok(Value::from(v));
+        }
+        let f: f64 = i.extract()?;
+        return Ok(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number));
+    }
+    if let Ok(f) = obj.downcast::<PyFloat>() {
+        return Ok(serde_json::Number::from_f64(f.value()).map_or(Value::Null, Value::Number));
+    }
+    if let Ok(s) = obj.downcast::<PyString>() {
+        return Ok(Value::String(s.extract::<String>()?));
+    }
+    if let Ok(d) = obj.downcast::<PyDict>() {
+        let mut m = serde_json::Map::new();
+        for (k, v) in d.iter() {
+            let key: String = k
+                .extract()
+                .map_err(|_| InvalidToolsError::new_err("tools: dict keys must be strings"))?;
+            m.insert(key, to_json(&v, depth + 1)?);
+        }
+        return Ok(Value::Object(m));
+    }
+    if let Ok(l) = obj.downcast::<PyList>() {
+        return l
+            .iter()
+            .map(|v| to_json(&v, depth + 1))
+            .collect::<PyResult<Vec<_>>>()
+            .map(Value::Array);
+    }
+    if let Ok(t) = obj.downcast::<PyTuple>() {
+        return t
+            .iter()
+            .map(|v| to_json(&v, depth + 1))
+            .collect::<PyResult<Vec<_>>>()
+            .map(Value::Array);
+    }
+    // Pydantic models and other objects with a dict form.
+    if obj.hasattr("model_dump")? {
+        return to_json(&obj.call_method0("model_dump")?, depth + 1);
+    }
+    Err(InvalidToolsError::new_err(format!(
+        "tools: cannot convert {} to JSON",
+        obj.get_type().name()?
+    )))
+}
+
+/// A prepared tools list, reusable across parses (saves converting it every time).
+#[pyclass(module = "toolmend._core", frozen)]
+struct Tools {
+    inner: Arc<core::ToolSet>,
+}
+
+#[pymethods]
+impl Tools {
+    #[new]
+    fn new(tools: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let v = to_json(tools, 0)?;
+        let set = core::ToolSet::from_json(&v).map_err(|e| InvalidToolsError::new_err(e.to_string()))?;
+        Ok(Tools { inner: Arc::new(set) })
+    }
+
+    /// The declared tool names.
+    #[getter]
+    fn names(&self) -> Vec<String> {
+        self.inner.names().into_iter().map(str::to_string).collect()
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.tools.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Tools({:?})", self.inner.names())
+    }
+}
+
+fn tools_arg(tools: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<core::ToolSet>>> {
+    match tools {
+        None => Ok(None),
+        Some(t) if t.is_none() => Ok(None),
+        Some(t) => {
+            if let Ok(prepared) = t.downcast::<Tools>() {
+                return Ok(Some(prepared.get().inner.clone()));
+            }
+            Ok(Some(Tools::new(t)?.inner))
+        }
+    }
+}
+
+/// A streaming event.
+#[pyclass(module = "toolmend._core", frozen, eq)]
+#[derive(PartialEq)]
+struct Event {
+    /// `content`, `reasoning`, `tool_call_start`, `tool_call_args` or `tool_call_end`.
+    #[pyo3(get)]
+    kind: &'static str,
+    /// Text of content, reasoning and argument events; `None` otherwise.
+    #[pyo3(get)]
+    text: Option<String>,
+    /// The call index of tool-call events.
+    #[pyo3(get)]
+    index: Option<usize>,
+    /// The call id (start events).
+    #[pyo3(get)]
+    id: Option<String>,
+    /// The tool name (start events).
+    #[pyo3(get)]
+    name: Option<String>,
+}
+
+#[pymethods]
+impl Event {
+    fn __repr__(&self) -> String {
+        match self.kind {
+            "tool_call_start" => format!(
+                "Event(kind='tool_call_start', index={:?}, id={:?}, name={:?})",
+                self.index, self.id, self.name
+            ),
+            "tool_call_end" => format!("Event(kind='tool_call_end', index={:?})", self.index),
+            "tool_call_args" => format!(
+                "Event(kind='tool_call_args', index={:?}, text={:?})",
+                self.index, self.text
+            ),
+            k => format!("Event(kind='{k}', text={:?})", self.text),
+        }
+    }
+}
+
+impl From<core::Event> for Event {
+    fn from(e: core::Event) -> Self {
+        let kind = e.kind();
+        match e {
+            core::Event::Content(t) | core::Event::Reasoning(t) => Event {
+                kind,
+                text: Some(t),
+                index: None,
+                id: None,
+                name: None,
+            },
+            core::Event::ToolCallStart { index, id, name } => Event {
+                kind,
+                text: None,
+                index: Some(index),
+                id: Some(id),
+                name: Some(name),
+            },
+            core::Event::ToolCallArgs { index, text } => Event {
+                kind,
+                text: Some(text),
+                index: Some(index),
+                id: None,
+                name: None,
+            },
+            core::Event::ToolCallEnd { index } => Event {
+                kind,
+                text: None,
+                index: Some(index),
+                id: None,
+                name: None,
+            },
+        }
+    }
+}
+
+/// A parsed tool call; `arguments` is compact JSON object text.
+#[pyclass(module = "toolmend._core", frozen, eq)]
+#[derive(PartialEq, Clone)]
+struct ToolCall {
+    #[pyo3(get)]
+    id: String,
+    #[pyo3(get)]
+    name: String,
+    #[pyo3(get)]
+    arguments: String,
+}
+
+#[pymethods]
+impl ToolCall {
+    #[new]
+    fn new(id: String, name: String, arguments: String) -> Self {
+        ToolCall { id, name, arguments }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ToolCall(id={:?}, name={:?}, arguments={:?})",
+            self.id, self.name, self.arguments
+        )
+    }
+}
+
+/// What was noticed or mended, with the byte span of the model output concerned.
+#[pyclass(module = "toolmend._core", frozen, eq)]
+#[derive(PartialEq, Clone)]
+struct Diagnostic {
+    #[pyo3(get)]
+    kind: &'static str,
+    #[pyo3(get)]
+    message: String,
+    #[pyo3(get)]
+    start: usize,
+    #[pyo3(get)]
+    end: usize,
+}
+
+#[pymethods]
+impl Diagnostic {
+    /// The byte span `(start, end)`.
+    #[getter]
+    fn span(&self) -> (usize, usize) {
+        (self.start, self.end)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Diagnostic(kind={:?}, message={:?}, span=({}, {}))",
+            self.kind, self.message, self.start, self.end
+        )
+    }
+}
+
+/// The result of a parse: content, reasoning, tool calls, format and diagnostics.
+#[pyclass(module = "toolmend._core", frozen, eq)]
+#[derive(PartialEq)]
+struct ParseResult {
+    #[pyo3(get)]
+    content: Option<String>,
+    #[pyo3(get)]
+    reasoning: Option<String>,
+    tool_calls: Vec<ToolCall>,
+    #[pyo3(get)]
+    format: Option<&'static str>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+#[pymethods]
+impl ParseResult {
+    #[getter]
+    fn tool_calls(&self) -> Vec<ToolCall> {
+        self.tool_calls.clone()
+    }
+
+    #[getter]
+    fn diagnostics(&self) -> Vec<Diagnostic> {
+        self.diagnostics.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ParseResult(content={:?}, reasoning={:?}, tool_calls={:?}, format={:?}, diagnostics={})",
+            self.content,
+            self.reasoning,
+            self.tool_calls.iter().map(ToolCall::__repr__).collect::<Vec<_>>(),
+            self.format,
+            self.diagnostics.len()
+        )
+    }
+}
+
+impl From<core::ParseResult> for ParseResult {
+    fn from(r: core::ParseResult) -> Self {
+        ParseResult {
+            content: r.content,
+            reasoning: r.reasoning,
+            tool_calls: r
+                .tool_calls
+                .into_iter()
+                .map(|c| ToolCall {
+                    id: c.id,
+                    name: c.name,
+                    arguments: c.arguments,
+                })
+                .collect(),
+            format: r.format,
+            diagnostics: r
+                .diagnostics
+                .into_iter()
+                .map(|d| Diagnostic {
+                    kind: d.kind,
+                    message: d.message,
+                    start: d.start,
+                    end: d.end,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn options(
+    tools: Option<&Bound<'_, PyAny>>,
+    format: Option<String>,
+    model: Option<String>,
+    repair: bool,
+    in_reasoning: bool,
+    id_seed: Option<u64>,
+) -> PyResult<core::Options> {
+    Ok(core::Options {
+        format,
+        model,
+        tools: tools_arg(tools)?,
+        repair,
+        in_reasoning,
+        id_seed,
+    })
+}
+
+/// Incremental parser: `feed(delta)` any chunking, then `finish()`; `result()` equals
+/// `parse()` of the whole text.
+#[pyclass(module = "toolmend._core")]
+struct StreamParser {
+    inner: core::StreamParser,
+}
+
+#[pymethods]
+impl StreamParser {
+    #[new]
+    #[pyo3(signature = (tools=None, format="auto".to_string(), model=None, *, repair=true, in_reasoning=false, id_seed=None))]
+    fn new(
+        tools: Option<&Bound<'_, PyAny>>,
+        format: Option<String>,
+        model: Option<String>,
+        repair: bool,
+        in_reasoning: bool,
+        id_seed: Option<u64>,
+    ) -> PyResult<Self> {
+        let opts = options(tools, format, model, repair, in_reasoning, id_seed)?;
+        guarded("StreamParser()", || {
+            Ok(StreamParser {
+                inner: core::StreamParser::new(opts).map_err(map_parse_error)?,
+            })
+        })
+    }
+
+    /// Feeds a delta; returns the events it completes.
+    fn feed(&mut self, delta: &str) -> PyResult<Vec<Event>> {
+        guarded("feed", || {
+            Ok(self
+                .inner
+                .feed(delta)
+                .map_err(map_parse_error)?
+                .into_iter()
+                .map(Event::from)
+                .collect())
+        })
+    }
+
+    /// Ends the output: flushes held-back text and closes an open call.
+    fn finish(&mut self) -> PyResult<Vec<Event>> {
+        guarded("finish", || {
+            Ok(self
+                .inner
+                .finish()
+                .map_err(map_parse_error)?
+                .into_iter()
+                .map(Event::from)
+                .collect())
+        })
+    }
+
+    /// The result so far (complete after `finish()`).
+    fn result(&self) -> PyResult<ParseResult> {
+        guarded("result", || Ok(self.inner.result().into()))
+    }
+}
+
+/// Parses a whole model output.
+#[allow(clippy::too_many_arguments)] // mirrors the Python signature
+#[pyfunction]
+#[pyo3(signature = (text, tools=None, format="auto".to_string(), model=None, *, repair=true, in_reasoning=false, id_seed=None))]
+fn parse(
+    py: Python<'_>,
+    text: &str,
+    tools: Option<&Bound<'_, PyAny>>,
+    format: Option<String>,
+    model: Option<String>,
+    repair: bool,
+    in_reasoning: bool,
+    id_seed: Option<u64>,
+) -> PyResult<ParseResult> {
+    let opts = options(tools, format, model, repair, in_reasoning, id_seed)?;
+    let r = py.allow_threads(|| guarded("parse", || core::parse(text, opts).map_err(map_parse_error)));
+    Ok(r?.into())
+}
+
+/// The supported formats as `(name, model families)` pairs.
+#[pyfunction]
+fn formats() -> Vec<(&'static str, &'static str)> {
+    core::formats::FORMATS.iter().map(|f| (f.name, f.models)).collect()
+}
+
+/// The format a model id suggests, if the model table knows it.
+#[pyfunction]
+fn format_for_model(model: &str) -> Option<&'static str> {
+    core::formats::for_model(model).map(|f| f.name)
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<Event>()?;
+    m.add_class::<ToolCall>()?;
+    m.add_class::<Diagnostic>()?;
+    m.add_class::<ParseResult>()?;
+    m.add_class::<StreamParser>()?;
+    m.add_class::<Tools>()?;
+    m.add_function(wrap_pyfunction!(parse, m)?)?;
+    m.add_function(wrap_pyfunction!(formats, m)?)?;
+    m.add_function(wrap_pyfunction!(format_for_model, m)?)?;
+    m.add("ToolmendError", m.py().get_type::<ToolmendError>())?;
+    m.add("UnknownFormatError", m.py().get_type::<UnknownFormatError>())?;
+    m.add("InvalidToolsError", m.py().get_type::<InvalidToolsError>())?;
+    m.add("ParserFinishedError", m.py().get_type::<ParserFinishedError>())?;
+    Ok(())
+}

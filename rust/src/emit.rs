@@ -62,7 +62,11 @@ impl IdGen {
 pub fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
     h.finish()
 }
 
@@ -172,7 +176,12 @@ impl Emitter {
 
     /// Records a diagnostic at absolute offsets.
     pub fn diag(&mut self, kind: &'static str, start: usize, end: usize, message: impl Into<String>) {
-        self.diagnostics.push(Diagnostic { kind, start, end, message: message.into() });
+        self.diagnostics.push(Diagnostic {
+            kind,
+            start,
+            end,
+            message: message.into(),
+        });
     }
 
     /// Records many diagnostics.
@@ -192,13 +201,23 @@ impl Emitter {
             Some(t) => {
                 let declared = t.name.clone();
                 if declared != name {
-                    self.diag("tool_name_resolved", start, end, format!("tool name {name:?} resolved to {declared:?}"));
+                    self.diag(
+                        "tool_name_resolved",
+                        start,
+                        end,
+                        format!("tool name {name:?} resolved to {declared:?}"),
+                    );
                 }
                 Some(declared)
             }
             None => {
                 let names = tools.names().join(", ");
-                self.diag("unknown_tool", start, end, format!("{name:?} is not a declared tool (declared: {names}); kept as content"));
+                self.diag(
+                    "unknown_tool",
+                    start,
+                    end,
+                    format!("{name:?} is not a declared tool (declared: {names}); kept as content"),
+                );
                 None
             }
         }
@@ -214,8 +233,16 @@ impl Emitter {
                 IdStyle::Mistral9 => self.ids.alnum(9),
             },
         };
-        self.calls.push(ToolCall { id: id.clone(), name: name.to_string(), arguments: String::new() });
-        self.events.push(Event::ToolCallStart { index, id, name: name.to_string() });
+        self.calls.push(ToolCall {
+            id: id.clone(),
+            name: name.to_string(),
+            arguments: String::new(),
+        });
+        self.events.push(Event::ToolCallStart {
+            index,
+            id,
+            name: name.to_string(),
+        });
         self.open_call = Some(index);
         index
     }
@@ -233,7 +260,10 @@ impl Emitter {
                 return;
             }
         }
-        self.events.push(Event::ToolCallArgs { index, text: s.to_string() });
+        self.events.push(Event::ToolCallArgs {
+            index,
+            text: s.to_string(),
+        });
     }
 
     /// Ends the open call.

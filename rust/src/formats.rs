@@ -69,7 +69,7 @@ const EOT: &[&str] = &["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|
 fn prose(triggers: &[&'static str], reasoning: &[(&'static str, &'static str)], strip: &[&'static str], bare: bool) -> ProseSpec {
     let mut s: Vec<&'static str> = EOT.to_vec();
     s.extend_from_slice(strip);
-    ProseSpec { triggers: triggers.to_vec(), reasoning: reasoning.to_vec(), strip: s, bare_json_at_start: bare }
+    ProseSpec { triggers: triggers.to_vec(), reasoning: reasoning.to_vec(), strip: s, bare_json_at_start: bare, bare_json_anywhere: false }
 }
 
 fn env(regions: &[(&'static str, Option<&'static str>)]) -> EnvelopeSpec {
@@ -106,9 +106,12 @@ pub static FORMATS: LazyLock<Vec<Format>> = LazyLock::new(|| {
             &[("<tool_call>", Some("</tool_call>"))], false, &[], &[THINK]),
         envelope("longcat", "LongCat-Flash", After::Json, &[("<longcat_tool_call>", Some("</longcat_tool_call>"))], false, &[], &[THINK]),
         envelope("llama3_json", "Llama 3.1 / 3.2 / 3.3, Llama-4 (JSON mode)", After::Json, &[("<|python_tag|>", None)], true, &[], &[]),
-        Format {
-            auto_bare: true,
-            ..envelope("generic_json", "any model without a native format; OpenAI-style model names", After::Json, &[], true, &[], &[THINK])
+        {
+            let mut f = envelope("generic_json", "any model without a native format; OpenAI-style model names", After::Json, &[("```json", Some("```"))], true, &[], &[THINK]);
+            f.auto_bare = true;
+            // With the format named explicitly, a JSON call may sit anywhere in the prose.
+            f.prose.bare_json_anywhere = true;
+            f
         },
         with_envelope(
             envelope("mistral_array", "Mistral-7B-v0.3, Mixtral, Mistral-Nemo, Mistral-Small-3.1", After::Json,
@@ -123,7 +126,12 @@ pub static FORMATS: LazyLock<Vec<Format>> = LazyLock::new(|| {
         envelope("json_list_in_tag", "Jamba-1.5, Hunyuan-A13B (<tool_calls>), Nemotron-Nano-v2 (<TOOLCALL>)", After::JsonArray,
             &[("<tool_calls>", Some("</tool_calls>")), ("<TOOLCALL>", Some("</TOOLCALL>"))], false, &[], &[THINK]),
         envelope("minimax_m1", "MiniMax-M1, MiniMax-Text-01", After::JsonObject, &[("<tool_calls>", Some("</tool_calls>"))], false, &[], &[THINK]),
-        envelope("xlam", "Salesforce xLAM-2", After::Json, &[("[TOOL_CALLS]", None), ("<tool_call>", Some("</tool_call>"))], true, &[], &[]),
+        {
+            // xLAM puts its JSON list anywhere: after a <think> block (left in content), in a fence.
+            let mut f = envelope("xlam", "Salesforce xLAM-2", After::Json, &[("[TOOL_CALLS]", None), ("<tool_call>", Some("</tool_call>")), ("```json", Some("```"))], true, &[], &[]);
+            f.prose.bare_json_anywhere = true;
+            f
+        },
         envelope("cohere", "Command-R7B, Command-A", After::Json, &[("<|START_ACTION|>", Some("<|END_ACTION|>"))], false,
             &["<|START_RESPONSE|>", "<|END_RESPONSE|>", "<|START_TEXT|>", "<|END_TEXT|>"],
             &[("<|START_THINKING|>", "<|END_THINKING|>")]),

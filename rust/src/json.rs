@@ -37,6 +37,12 @@ pub enum Token<'a> {
 pub trait TokenSink {
     /// `at` is the absolute byte offset where the token's text starts.
     fn token(&mut self, tok: Token<'_>, at: usize);
+
+    /// A sink may ask the scanner to stop early (e.g. the value turned out not to be a
+    /// tool call); the scanner then returns `Progress::Done` at the next byte boundary.
+    fn wants_stop(&self) -> bool {
+        false
+    }
 }
 
 /// Which surface syntax the scanner accepts.
@@ -54,7 +60,7 @@ pub enum Progress {
     /// All `consumed` bytes were used and the value is not complete yet. When
     /// `consumed` is less than the input length, the rest must be fed again with more input.
     Partial { consumed: usize },
-    /// The top-level value ended; `consumed` bytes belong to it (trailing input is not read).
+    /// The top-level value ended (or the sink asked to stop); `consumed` bytes were read.
     Done { consumed: usize },
     /// Input that cannot be read as a value at all (strict mode, or hopeless input).
     Error { consumed: usize },
@@ -117,6 +123,12 @@ pub struct Scanner {
     started: bool,
     /// The last structural byte was a comma (strict mode rejects trailing commas).
     last_was_comma: bool,
+    /// Python: the open string is triple-quoted (`'''`/`"""`).
+    triple: bool,
+    /// Python: the next string opened is raw (an `r` prefix was read).
+    raw_prefix: bool,
+    /// Hex digits the open `\u`/`\x`/`\U` escape takes (4, 2 or 8).
+    hex_need: u8,
 }
 
 fn is_ws(b: u8) -> bool {
@@ -149,6 +161,9 @@ impl Scanner {
             tok_start: 0,
             started: false,
             last_was_comma: false,
+            triple: false,
+            raw_prefix: false,
+            hex_need: 4,
         }
     }
 
@@ -174,12 +189,22 @@ impl Scanner {
 
     fn repair(&mut self, kind: &'static str, start: usize, message: impl Into<String>) {
         let end = self.base + self.pos;
-        self.repairs.push(Repair { kind, start, end: end.max(start), message: message.into() });
+        self.repairs.push(Repair {
+            kind,
+            start,
+            end: end.max(start),
+            message: message.into(),
+        });
     }
 
     fn fail(&mut self, message: impl Into<String>) {
         let at = self.base + self.pos;
-        self.repairs.push(Repair { kind: "invalid_json", start: at, end: at, message: message.into() });
+        self.repairs.push(Repair {
+            kind: "invalid_json",
+            start: at,
+            end: at,
+            message: message.into(),
+        });
         self.mode = Mode::Failed;
     }
 
@@ -217,9 +242,20 @@ impl Scanner {
                         return;
                     }
                     let at = self.base + self.pos;
-                    self.repair("mismatched_bracket", at, format!("'{}' closed a {:?}", closer as char, frame));
+                    self.repair(
+                        "mismatched_bracket",
+                        at,
+                        format!("'{}' closed a {:?}", closer as char, frame),
+                    );
                 }
-                sink.token(if frame == Frame::Object { Token::EndObject } else { Token::EndArray }, self.base + self.pos);
+                sink.token(
+                    if frame == Frame::Object {
+                        Token::EndObject
+                    } else {
+                        Token::EndArray
+                    },
+                    self.base + self.pos,
+                );
                 self.value_done();
             }
             None => self.fail(format!("unexpected '{}'", closer as char)),
@@ -231,6 +267,9 @@ impl Scanner {
         let bytes = input.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
+            if sink.wants_stop() {
+                return Progress::Done { consumed: i };
+            }
             let b = bytes[i];
             match self.mode {
                 Mode::Done => return Progress::Done { consumed: i },
@@ -240,7 +279,10 @@ impl Scanner {
                     let run_start = i;
                     while i < bytes.len() {
                         let c = bytes[i];
-                        if c == quote || (c == b'\\' && !python_raw) || c == b'\n' && quote != b'"' && self.dialect == Dialect::Python {
+                        if c == quote
+                            || c == b'\\'
+                            || c == b'\n' && quote != b'"' && self.dialect == Dialect::Python && !self.triple
+                        {
                             break;
                         }
                         i += 1;
@@ -259,6 +301,23 @@ impl Scanner {
                         break;
                     }
                     let c = bytes[i];
+                    if c == b'\\' && python_raw {
+                        // Python raw string: the backslash stays, and it keeps the next
+                        // character (an escaped quote does not close the string).
+                        let Some(&next) = bytes.get(i + 1) else {
+                            return Progress::Partial { consumed: i };
+                        };
+                        let n = if next.is_ascii() { 2 } else { 1 };
+                        let part = &input[i..i + n];
+                        if key {
+                            self.word.push_str(part);
+                        } else {
+                            sink.token(Token::StringPart(part), self.base + self.pos);
+                        }
+                        i += n;
+                        self.pos += n;
+                        continue;
+                    }
                     if c == b'\\' {
                         self.mode = Mode::Escape { quote, key };
                         i += 1;
@@ -277,6 +336,28 @@ impl Scanner {
                         continue;
                     }
                     // c == quote: decide whether it closes the string.
+                    if self.triple {
+                        // Only three quotes close a triple-quoted string.
+                        if bytes.len() < i + 3 {
+                            return Progress::Partial { consumed: i };
+                        }
+                        if bytes[i + 1] == quote && bytes[i + 2] == quote {
+                            i += 3;
+                            self.pos += 3;
+                            self.triple = false;
+                            self.end_string(key, sink);
+                        } else {
+                            let part = &input[i..i + 1];
+                            if key {
+                                self.word.push_str(part);
+                            } else {
+                                sink.token(Token::StringPart(part), self.base + self.pos);
+                            }
+                            i += 1;
+                            self.pos += 1;
+                        }
+                        continue;
+                    }
                     if self.lenient && quote == b'"' && !key && !self.stack.is_empty() {
                         match self.quote_closes(&bytes[i + 1..]) {
                             None => return Progress::Partial { consumed: i },
@@ -308,13 +389,29 @@ impl Scanner {
                         b'r' => Some('\r'),
                         b't' => Some('\t'),
                         b'\'' => Some('\''),
-                        b'u' => {
-                            self.mode = Mode::Unicode { quote, key, digits: 0, acc: 0 };
+                        b'u' | b'x' | b'U' if b == b'u' || self.dialect == Dialect::Python => {
+                            self.hex_need = match b {
+                                b'x' => 2,
+                                b'U' => 8,
+                                _ => 4,
+                            };
+                            self.mode = Mode::Unicode {
+                                quote,
+                                key,
+                                digits: 0,
+                                acc: 0,
+                            };
                             continue;
                         }
+                        b'a' if self.dialect == Dialect::Python => Some('\u{7}'),
+                        b'v' if self.dialect == Dialect::Python => Some('\u{b}'),
                         b'\n' if self.dialect == Dialect::Python => {
                             // Line continuation.
-                            self.mode = Mode::Str { quote, key, python_raw: false };
+                            self.mode = Mode::Str {
+                                quote,
+                                key,
+                                python_raw: false,
+                            };
                             continue;
                         }
                         _ => None,
@@ -323,7 +420,11 @@ impl Scanner {
                         let at = self.base + self.pos - 2;
                         self.repair("invalid_escape", at, "\\' is not a JSON escape; read as '");
                     }
-                    self.mode = Mode::Str { quote, key, python_raw: false };
+                    self.mode = Mode::Str {
+                        quote,
+                        key,
+                        python_raw: false,
+                    };
                     match decoded {
                         Some(ch) => {
                             let mut tmp = [0u8; 4];
@@ -352,7 +453,12 @@ impl Scanner {
                         }
                     }
                 }
-                Mode::Unicode { quote, key, digits, acc } => {
+                Mode::Unicode {
+                    quote,
+                    key,
+                    digits,
+                    acc,
+                } => {
                     let v = match (b as char).to_digit(16) {
                         Some(v) => v,
                         None => {
@@ -362,19 +468,32 @@ impl Scanner {
                             }
                             let at = self.base + self.pos;
                             self.repair("invalid_escape", at, "truncated \\u escape");
-                            self.mode = Mode::Str { quote, key, python_raw: false };
+                            self.mode = Mode::Str {
+                                quote,
+                                key,
+                                python_raw: false,
+                            };
                             self.push_char(char::REPLACEMENT_CHARACTER, key, sink);
                             continue;
                         }
                     };
                     i += 1;
                     self.pos += 1;
-                    let acc = acc * 16 + v;
-                    if digits < 3 {
-                        self.mode = Mode::Unicode { quote, key, digits: digits + 1, acc };
+                    let acc = acc.wrapping_mul(16).wrapping_add(v);
+                    if digits + 1 < self.hex_need {
+                        self.mode = Mode::Unicode {
+                            quote,
+                            key,
+                            digits: digits + 1,
+                            acc,
+                        };
                         continue;
                     }
-                    self.mode = Mode::Str { quote, key, python_raw: false };
+                    self.mode = Mode::Str {
+                        quote,
+                        key,
+                        python_raw: false,
+                    };
                     self.unicode_scalar(acc, key, sink);
                 }
                 Mode::LineComment => {
@@ -397,7 +516,11 @@ impl Scanner {
                     let start = i;
                     while i < bytes.len() {
                         let c = bytes[i];
-                        let delim = if key { is_key_delim(c) } else { is_bare_delim(c) || c == b'/' };
+                        let delim = if key {
+                            is_key_delim(c)
+                        } else {
+                            is_bare_delim(c) || c == b'/'
+                        };
                         if delim && !(i == start && self.word.is_empty()) {
                             break;
                         }
@@ -407,6 +530,19 @@ impl Scanner {
                     self.pos += i - start;
                     if self.word.len() > 1 << 20 {
                         self.fail("bare word too long");
+                    } else if i < bytes.len()
+                        && !key
+                        && self.dialect == Dialect::Python
+                        && matches!(bytes[i], b'"' | b'\'')
+                        && matches!(
+                            self.word.to_ascii_lowercase().as_str(),
+                            "r" | "u" | "b" | "f" | "rb" | "br" | "fr" | "rf"
+                        )
+                    {
+                        // A string prefix (`r'..'`, `b".."`): the quote opens the string.
+                        self.raw_prefix = self.word.contains(['r', 'R']);
+                        self.word.clear();
+                        self.mode = Mode::Value;
                     } else if i < bytes.len() {
                         // A delimiter ends the word; it is re-read in the next mode.
                         self.finish_bare(key, sink);
@@ -434,11 +570,28 @@ impl Scanner {
                         if next == b'/' || next == b'*' {
                             let at = self.base + self.pos;
                             self.resume = self.mode;
-                            self.mode = if next == b'/' { Mode::LineComment } else { Mode::BlockComment { star: false } };
+                            self.mode = if next == b'/' {
+                                Mode::LineComment
+                            } else {
+                                Mode::BlockComment { star: false }
+                            };
                             i += 2;
                             self.pos += 2;
                             self.repair("comment", at, "removed a comment");
                             continue;
+                        }
+                    }
+                    // Python: `'''`/`"""` opens a triple-quoted string (two bytes of lookahead).
+                    let mut triple = false;
+                    if self.dialect == Dialect::Python
+                        && (b == b'"' || b == b'\'')
+                        && matches!(self.mode, Mode::Value | Mode::Key)
+                    {
+                        match (bytes.get(i + 1), bytes.get(i + 2)) {
+                            (None, _) => return Progress::Partial { consumed: i },
+                            (Some(&x), None) if x == b => return Progress::Partial { consumed: i },
+                            (Some(&x), Some(&y)) => triple = x == b && y == b,
+                            _ => {}
                         }
                     }
                     let consumed = self.structural(b, sink);
@@ -448,6 +601,11 @@ impl Scanner {
                     if consumed {
                         i += 1;
                         self.pos += 1;
+                        if triple && matches!(self.mode, Mode::Str { .. }) {
+                            i += 2;
+                            self.pos += 2;
+                            self.triple = true;
+                        }
                     }
                 }
             }
@@ -516,6 +674,7 @@ impl Scanner {
             let in_object = self.stack.last() == Some(&Frame::Object);
             return Some(match c {
                 b',' | b'}' | b']' => true,
+                b')' => self.dialect == Dialect::Python,
                 b':' => !in_object,
                 // A following quote is most likely the next key or element (missing comma).
                 b'"' => true,
@@ -529,6 +688,7 @@ impl Scanner {
         if self.high_surrogate.take().is_some() {
             self.push_char(char::REPLACEMENT_CHARACTER, key, sink);
         }
+        self.triple = false;
         if key {
             let k = std::mem::take(&mut self.word);
             sink.token(Token::Key(&k), self.base + self.pos);
@@ -560,7 +720,11 @@ impl Scanner {
                     self.started = true;
                     self.tok_start = at;
                     sink.token(Token::BeginString, self.base + self.pos);
-                    self.mode = Mode::Str { quote: b, key: false, python_raw: false };
+                    self.mode = Mode::Str {
+                        quote: b,
+                        key: false,
+                        python_raw: std::mem::take(&mut self.raw_prefix),
+                    };
                 }
                 b']' | b'}' | b')' if !self.stack.is_empty() => {
                     let closer = if b == b')' { b']' } else { b };
@@ -572,9 +736,12 @@ impl Scanner {
                         }
                         self.repair("missing_value", at, "a key had no value; used null");
                         sink.token(Token::Null, self.base + self.pos);
-                    } else if !self.lenient && self.array_has_items() {
-                        self.fail("trailing comma");
-                        return true;
+                    } else if self.last_was_comma {
+                        if !self.lenient {
+                            self.fail("trailing comma");
+                            return true;
+                        }
+                        self.repair("trailing_comma", at, "removed a trailing comma");
                     }
                     self.close(closer, sink);
                 }
@@ -600,12 +767,19 @@ impl Scanner {
                         self.repair("single_quotes", at, "converted a single-quoted key");
                     }
                     self.word.clear();
-                    self.mode = Mode::Str { quote: b, key: true, python_raw: false };
+                    self.mode = Mode::Str {
+                        quote: b,
+                        key: true,
+                        python_raw: false,
+                    };
                 }
                 b'}' => {
-                    if !self.lenient && self.last_was_comma {
-                        self.fail("trailing comma");
-                        return true;
+                    if self.last_was_comma {
+                        if !self.lenient {
+                            self.fail("trailing comma");
+                            return true;
+                        }
+                        self.repair("trailing_comma", at, "removed a trailing comma");
                     }
                     self.close(b'}', sink);
                 }
@@ -654,12 +828,6 @@ impl Scanner {
         true
     }
 
-    /// True when the innermost array already holds an element (so `]` in Value mode
-    /// follows a comma).
-    fn array_has_items(&self) -> bool {
-        self.last_was_comma
-    }
-
     /// Completes an unquoted word: a number, a literal, or (lenient) a bare string/key.
     fn finish_bare(&mut self, key: bool, sink: &mut dyn TokenSink) {
         let word = std::mem::take(&mut self.word);
@@ -691,9 +859,7 @@ impl Scanner {
                     _ => sink.token(Token::Null, self.base + self.pos),
                 }
             }
-            "undefined" | "NaN" | "Infinity" | "-Infinity" | "+Infinity" | "nan" | "inf" | "-inf"
-                if self.lenient =>
-            {
+            "undefined" | "NaN" | "Infinity" | "-Infinity" | "+Infinity" | "nan" | "inf" | "-inf" if self.lenient => {
                 self.repair("js_literal", start, format!("{word} has no JSON form; used null"));
                 sink.token(Token::Null, self.base + self.pos);
             }
@@ -750,24 +916,51 @@ impl Scanner {
                     sink.token(Token::EndString, self.base + self.pos);
                     self.value_done();
                 }
-                self.repairs.push(Repair { kind: "truncated", start: at, end: at, message: "closed an unterminated string".into() });
+                self.repairs.push(Repair {
+                    kind: "truncated",
+                    start: at,
+                    end: at,
+                    message: "closed an unterminated string".into(),
+                });
             }
             Mode::Colon => {
                 // `{"a"` or `{"a":` : the key was emitted; give it a null value.
                 sink.token(Token::Null, self.base + self.pos);
-                self.repairs.push(Repair { kind: "truncated", start: at, end: at, message: "a dangling key got a null value".into() });
+                self.repairs.push(Repair {
+                    kind: "truncated",
+                    start: at,
+                    end: at,
+                    message: "a dangling key got a null value".into(),
+                });
             }
             Mode::Value if self.stack.last() == Some(&Frame::Object) => {
                 sink.token(Token::Null, self.base + self.pos);
-                self.repairs.push(Repair { kind: "truncated", start: at, end: at, message: "a dangling key got a null value".into() });
+                self.repairs.push(Repair {
+                    kind: "truncated",
+                    start: at,
+                    end: at,
+                    message: "a dangling key got a null value".into(),
+                });
             }
             _ => {}
         }
         if !self.stack.is_empty() {
-            self.repairs.push(Repair { kind: "truncated", start: at, end: at, message: format!("closed {} open container(s)", self.stack.len()) });
+            self.repairs.push(Repair {
+                kind: "truncated",
+                start: at,
+                end: at,
+                message: format!("closed {} open container(s)", self.stack.len()),
+            });
         }
         while let Some(frame) = self.stack.pop() {
-            sink.token(if frame == Frame::Object { Token::EndObject } else { Token::EndArray }, self.base + self.pos);
+            sink.token(
+                if frame == Frame::Object {
+                    Token::EndObject
+                } else {
+                    Token::EndArray
+                },
+                self.base + self.pos,
+            );
         }
         self.mode = Mode::Done;
         true
@@ -781,7 +974,11 @@ pub fn normalize_number(word: &str) -> Option<String> {
         Some(rest) => (true, rest),
         None => (false, s),
     };
-    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-')) {
+    if digits.is_empty()
+        || !digits
+            .bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
         return None;
     }
     let (mantissa, exp) = match digits.find(['e', 'E']) {
@@ -994,13 +1191,20 @@ mod tests {
 
     fn check(input: &str, want: &str) {
         for size in [1, 2, 3, 7, 1000] {
-            assert_eq!(chunked(input, size).as_deref(), Some(want), "input {input:?} chunk {size}");
+            assert_eq!(
+                chunked(input, size).as_deref(),
+                Some(want),
+                "input {input:?} chunk {size}"
+            );
         }
     }
 
     #[test]
     fn valid_json_is_compacted() {
-        check(r#" { "a" : [1, 2.5, -3e10, true, false, null], "b": {"c": "d\"e\\f\u00e9"} } "#, r#"{"a":[1,2.5,-3e10,true,false,null],"b":{"c":"d\"e\\fé"}}"#);
+        check(
+            r#" { "a" : [1, 2.5, -3e10, true, false, null], "b": {"c": "d\"e\\f\u00e9"} } "#,
+            r#"{"a":[1,2.5,-3e10,true,false,null],"b":{"c":"d\"e\\fé"}}"#,
+        );
         check(r#""\ud83d\ude00""#, "\"😀\"");
         check("[]", "[]");
         check("{}", "{}");
@@ -1024,7 +1228,10 @@ mod tests {
     fn stops_at_value_end() {
         let mut sc = Scanner::new(Dialect::Json, true, 0);
         let mut w = JsonWriter::new();
-        assert_eq!(sc.feed(r#"{"a": 1}</tool_call>"#, &mut w), Progress::Done { consumed: 8 });
+        assert_eq!(
+            sc.feed(r#"{"a": 1}</tool_call>"#, &mut w),
+            Progress::Done { consumed: 8 }
+        );
         assert_eq!(w.out, r#"{"a":1}"#);
     }
 

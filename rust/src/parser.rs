@@ -33,7 +33,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { format: None, model: None, tools: None, repair: true, in_reasoning: false, id_seed: None }
+        Options {
+            format: None,
+            model: None,
+            tools: None,
+            repair: true,
+            in_reasoning: false,
+            id_seed: None,
+        }
     }
 }
 
@@ -69,7 +76,10 @@ pub struct StreamParser {
 
 impl std::fmt::Debug for StreamParser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamParser").field("offset", &self.offset).field("finished", &self.finished).finish()
+        f.debug_struct("StreamParser")
+            .field("offset", &self.offset)
+            .field("finished", &self.finished)
+            .finish()
     }
 }
 
@@ -90,7 +100,14 @@ impl StreamParser {
                 (f.build(opts.in_reasoning, opts.repair), Some(f.name))
             }
         };
-        Ok(StreamParser { family, pending: String::new(), offset: 0, out, fixed_format: fixed, finished: false })
+        Ok(StreamParser {
+            family,
+            pending: String::new(),
+            offset: 0,
+            out,
+            fixed_format: fixed,
+            finished: false,
+        })
     }
 
     /// Feeds a delta; returns the events it completes.
@@ -108,7 +125,12 @@ impl StreamParser {
         self.offset += n;
         if self.pending.len() > MAX_PENDING {
             // Nothing decidable for a megabyte: treat it as the end of output.
-            self.out.diag("held_back_limit", self.offset, self.offset + self.pending.len(), "undecidable text over the hold-back limit was flushed");
+            self.out.diag(
+                "held_back_limit",
+                self.offset,
+                self.offset + self.pending.len(),
+                "undecidable text over the hold-back limit was flushed",
+            );
             return self.finish();
         }
         Ok(self.out.take_events())
@@ -155,7 +177,15 @@ impl After {
     pub fn accepts(self, rest: &str, eof: bool) -> Option<bool> {
         let b = rest.as_bytes();
         let ws = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
-        let need = |ok: bool| if ok { Some(true) } else if eof { Some(false) } else { None };
+        let need = |ok: bool| {
+            if ok {
+                Some(true)
+            } else if eof {
+                Some(false)
+            } else {
+                None
+            }
+        };
         match self {
             After::Any => Some(true),
             After::Json | After::JsonArray | After::JsonObject => match b.get(ws) {
@@ -245,7 +275,9 @@ impl Auto {
         let mut spec = ProseSpec::default();
         let mut candidates: Vec<Vec<&'static Format>> = Vec::new();
         let mut bare = Vec::new();
-        let order = preferred.into_iter().chain(FORMATS.iter().filter(|f| Some(f.name) != preferred.map(|p| p.name)));
+        let order = preferred
+            .into_iter()
+            .chain(FORMATS.iter().filter(|f| Some(f.name) != preferred.map(|p| p.name)));
         for f in order {
             let p = &f.prose;
             for t in &p.triggers {
@@ -274,7 +306,14 @@ impl Auto {
         // Stricter shapes first: `[f(x=1)]` is pythonic before it is a JSON array.
         bare.sort_by_key(|f| f.after != After::PythonList);
         spec.bare_json_at_start = !bare.is_empty();
-        Auto { prose: Prose::new(&spec, in_reasoning), candidates, bare, inner: None, in_reasoning, lenient }
+        Auto {
+            prose: Prose::new(&spec, in_reasoning),
+            candidates,
+            bare,
+            inner: None,
+            in_reasoning,
+            lenient,
+        }
     }
 
     /// Picks a format among `formats` for the text after a trigger. `Err(())`: need more input.
@@ -328,7 +367,11 @@ impl Family for Auto {
                     let bare = self.bare.clone();
                     let mut chosen = None;
                     for f in bare {
-                        let rule = if f.after == After::PythonList { After::PythonList } else { After::Json };
+                        let rule = if f.after == After::PythonList {
+                            After::PythonList
+                        } else {
+                            After::Json
+                        };
                         match rule.accepts(&input[at..], eof) {
                             None => return at,
                             Some(true) => {

@@ -29,7 +29,10 @@ impl std::fmt::Display for ToolsError {
 impl std::error::Error for ToolsError {}
 
 fn normalized(name: &str) -> String {
-    name.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 impl ToolSet {
@@ -37,12 +40,18 @@ impl ToolSet {
     /// items and bare `{"name": ..., "parameters": ...}` function objects; other tool
     /// types (no function) are ignored.
     pub fn from_json(value: &Value) -> Result<Self, ToolsError> {
-        let items = value.as_array().ok_or_else(|| ToolsError("tools must be a list".into()))?;
+        let items = value
+            .as_array()
+            .ok_or_else(|| ToolsError("tools must be a list".into()))?;
         let mut tools = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let obj = item.as_object().ok_or_else(|| ToolsError(format!("tools[{i}] is not an object")))?;
+            let obj = item
+                .as_object()
+                .ok_or_else(|| ToolsError(format!("tools[{i}] is not an object")))?;
             let func = match obj.get("function") {
-                Some(f) => f.as_object().ok_or_else(|| ToolsError(format!("tools[{i}].function is not an object")))?,
+                Some(f) => f
+                    .as_object()
+                    .ok_or_else(|| ToolsError(format!("tools[{i}].function is not an object")))?,
                 None if obj.contains_key("name") => obj,
                 None => continue,
             };
@@ -50,8 +59,14 @@ impl ToolSet {
                 .get("name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| ToolsError(format!("tools[{i}] has no function name")))?;
-            let parameters = func.get("parameters").cloned().unwrap_or_else(|| Value::Object(Default::default()));
-            tools.push(Tool { name: name.to_string(), parameters });
+            let parameters = func
+                .get("parameters")
+                .cloned()
+                .unwrap_or_else(|| Value::Object(Default::default()));
+            tools.push(Tool {
+                name: name.to_string(),
+                parameters,
+            });
         }
         Ok(ToolSet { tools })
     }
@@ -107,10 +122,15 @@ pub enum ValueKind {
 
 /// Classifies a property schema for raw-text values.
 pub fn value_kind(schema: Option<&Value>) -> ValueKind {
-    let Some(schema) = schema else { return ValueKind::Unknown };
+    let Some(schema) = schema else {
+        return ValueKind::Unknown;
+    };
     match schema.get("type") {
         Some(Value::String(t)) if t == "string" => {
-            if schema.get("enum").is_some_and(|e| e.as_array().is_some_and(|a| a.iter().any(|v| !v.is_string()))) {
+            if schema
+                .get("enum")
+                .is_some_and(|e| e.as_array().is_some_and(|a| a.iter().any(|v| !v.is_string())))
+            {
                 ValueKind::Typed
             } else {
                 ValueKind::String
@@ -131,7 +151,10 @@ pub fn value_kind(schema: Option<&Value>) -> ValueKind {
                 }
                 return ValueKind::Typed;
             }
-            if schema.get("enum").is_some_and(|e| e.as_array().is_some_and(|a| a.iter().all(Value::is_string))) {
+            if schema
+                .get("enum")
+                .is_some_and(|e| e.as_array().is_some_and(|a| a.iter().all(Value::is_string)))
+            {
                 return ValueKind::String;
             }
             if schema.get("properties").is_some() || schema.get("items").is_some() {

@@ -14,11 +14,16 @@ use serde_json::Value;
 use toolmend_core::{parse, Event, Options, ParseResult, StreamParser, ToolSet};
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 fn corpus_dir() -> PathBuf {
-    std::env::var_os("TOOLMEND_CORPUS").map(PathBuf::from).unwrap_or_else(|| repo_root().join("../shared/corpus"))
+    std::env::var_os("TOOLMEND_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/corpus"))
 }
 
 struct Case {
@@ -64,7 +69,10 @@ fn options(case: &Case, format: Option<&str>) -> Options {
     Options {
         format: format.map(str::to_string),
         model: case.model.clone(),
-        tools: case.tools.as_ref().map(|t| Arc::new(ToolSet::from_json(t).expect("corpus tools"))),
+        tools: case
+            .tools
+            .as_ref()
+            .map(|t| Arc::new(ToolSet::from_json(t).expect("corpus tools"))),
         repair: true,
         in_reasoning: case.notes.contains("thinking enabled"),
         id_seed: Some(42),
@@ -76,7 +84,9 @@ fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_value(p, q)),
-        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w))),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+        }
         _ => a == b,
     }
 }
@@ -89,19 +99,27 @@ fn check(result: &ParseResult, expected: &Value) -> Result<(), String> {
             "{} calls, expected {}: got {:?}",
             result.tool_calls.len(),
             want_calls.len(),
-            result.tool_calls.iter().map(|c| (&c.name, &c.arguments)).collect::<Vec<_>>()
+            result
+                .tool_calls
+                .iter()
+                .map(|c| (&c.name, &c.arguments))
+                .collect::<Vec<_>>()
         ));
     }
     for (i, (got, want)) in result.tool_calls.iter().zip(&want_calls).enumerate() {
         if want["name"].as_str() != Some(got.name.as_str()) {
             return Err(format!("call {i}: name {:?}, expected {}", got.name, want["name"]));
         }
-        let args: Value = serde_json::from_str(&got.arguments).map_err(|e| format!("call {i}: arguments are not JSON ({e}): {}", got.arguments))?;
+        let args: Value = serde_json::from_str(&got.arguments)
+            .map_err(|e| format!("call {i}: arguments are not JSON ({e}): {}", got.arguments))?;
         if !args.is_object() {
             return Err(format!("call {i}: arguments are not an object: {}", got.arguments));
         }
         if !same_value(&args, &want["arguments"]) {
-            return Err(format!("call {i}: arguments {}, expected {}", got.arguments, want["arguments"]));
+            return Err(format!(
+                "call {i}: arguments {}, expected {}",
+                got.arguments, want["arguments"]
+            ));
         }
     }
     if let Some(want) = expected["content"].as_str() {
@@ -121,7 +139,9 @@ fn normalize(events: Vec<Event>) -> Vec<Event> {
         match (out.last_mut(), e) {
             (Some(Event::Content(a)), Event::Content(b)) => a.push_str(&b),
             (Some(Event::Reasoning(a)), Event::Reasoning(b)) => a.push_str(&b),
-            (Some(Event::ToolCallArgs { index: i, text: a }), Event::ToolCallArgs { index: j, text: b }) if *i == j => a.push_str(&b),
+            (Some(Event::ToolCallArgs { index: i, text: a }), Event::ToolCallArgs { index: j, text: b }) if *i == j => {
+                a.push_str(&b)
+            }
             (_, e) => out.push(e),
         }
     }
@@ -130,7 +150,11 @@ fn normalize(events: Vec<Event>) -> Vec<Event> {
 
 /// Splits `text` into chunks at char boundaries: fixed size, or pseudo-random sizes.
 fn chunks(text: &str, mode: u64) -> Vec<&str> {
-    let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).chain(std::iter::once(text.len())).collect();
+    let bounds: Vec<usize> = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(text.len()))
+        .collect();
     let mut out = Vec::new();
     let mut state = mode.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut i = 0;
@@ -209,8 +233,14 @@ fn corpus_conformance() {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad exceptions line {line:?}: {e}"));
         let id = v["id"].as_str().expect("exception id").to_string();
-        assert!(v["reason"].as_str().is_some_and(|r| r.len() > 10), "exception {id} needs a reason");
-        assert!(v["expected"].is_object(), "exception {id} needs the expected result toolmend gives");
+        assert!(
+            v["reason"].as_str().is_some_and(|r| r.len() > 10),
+            "exception {id} needs a reason"
+        );
+        assert!(
+            v["expected"].is_object(),
+            "exception {id} needs the expected result toolmend gives"
+        );
         assert!(exceptions.insert(id.clone(), v).is_none(), "duplicate exception {id}");
     }
     let filter = std::env::var("TOOLMEND_CORPUS_FILTER").ok();
@@ -218,7 +248,10 @@ fn corpus_conformance() {
     let mut failures = Vec::new();
     let mut used_exceptions = 0;
     for case in &cases {
-        if filter.as_ref().is_some_and(|f| !case.id.contains(f.as_str()) && &case.format != f) {
+        if filter
+            .as_ref()
+            .is_some_and(|f| !case.id.contains(f.as_str()) && &case.format != f)
+        {
             continue;
         }
         let entry = per_format.entry(case.format.clone()).or_default();
@@ -261,7 +294,10 @@ fn corpus_conformance() {
         }
         match problem {
             None => entry.0 += 1,
-            Some(p) => failures.push(format!("{} [{}]: {p}\n    output: {:?}", case.id, case.format, case.output)),
+            Some(p) => failures.push(format!(
+                "{} [{}]: {p}\n    output: {:?}",
+                case.id, case.format, case.output
+            )),
         }
     }
     println!("corpus conformance, per format (passed/total):");
@@ -269,7 +305,13 @@ fn corpus_conformance() {
         println!("  {f:18} {ok:3}/{n:3}");
     }
     let total: usize = per_format.values().map(|v| v.1).sum();
-    println!("  {:18} {:3}/{:3} ({} with a documented exception)", "all", total - failures.len(), total, used_exceptions);
+    println!(
+        "  {:18} {:3}/{:3} ({} with a documented exception)",
+        "all",
+        total - failures.len(),
+        total,
+        used_exceptions
+    );
     if !failures.is_empty() {
         for f in failures.iter().take(400) {
             println!("FAIL {f}");

@@ -43,7 +43,9 @@ enum Args {
     #[default]
     NotSeen,
     /// Arguments object being written; `depth` is the sink depth of its object.
-    Object { depth: usize },
+    Object {
+        depth: usize,
+    },
     /// Arguments given as a JSON-encoded string, decoded through a nested scanner.
     Encoded,
     Done,
@@ -84,8 +86,10 @@ struct SinkState {
     lenient: bool,
     /// A call from this region was emitted.
     committed: bool,
-    /// The region is not a call: its raw text becomes content.
-    passthrough: bool,
+    /// The region turned out not to be a call: stop scanning, its raw text is content.
+    stop: bool,
+    /// The scanner is closing a truncated value at the end of the output.
+    at_eof: bool,
     offset: usize,
 }
 
@@ -112,7 +116,12 @@ impl EnvSink<'_> {
         }
         let at = st.offset;
         if name.trim().is_empty() {
-            self.out.diag("missing_name", el.start_offset, at, "a call with an empty name was kept as content");
+            self.out.diag(
+                "missing_name",
+                el.start_offset,
+                at,
+                "a call with an empty name was kept as content",
+            );
             reject(st, self.out);
             return;
         }
@@ -138,7 +147,12 @@ impl EnvSink<'_> {
         }
         if el.name.is_none() {
             // Not a call at all (no name): the region is prose.
-            self.out.diag("not_a_call", el.start_offset, st.offset, "JSON without a tool name was kept as content");
+            self.out.diag(
+                "not_a_call",
+                el.start_offset,
+                st.offset,
+                "JSON without a tool name was kept as content",
+            );
             st.elem = Some(el);
             reject(st, self.out);
             st.elem = None;
@@ -149,7 +163,12 @@ impl EnvSink<'_> {
             el.args = Args::Done;
         }
         if matches!(el.args, Args::Invalid) {
-            self.out.diag("invalid_arguments", el.start_offset, st.offset, "arguments are not a JSON object; kept as content");
+            self.out.diag(
+                "invalid_arguments",
+                el.start_offset,
+                st.offset,
+                "arguments are not a JSON object; kept as content",
+            );
             st.elem = Some(el);
             reject(st, self.out);
             st.elem = None;
@@ -173,7 +192,7 @@ fn reject(st: &mut SinkState, out: &mut Emitter) {
     let Some(el) = st.elem.as_mut() else { return };
     el.rejected = true;
     if !st.committed {
-        st.passthrough = true;
+        st.stop = true;
     } else {
         let mut text = el.shadow.take();
         // Close what is open so the content is at least balanced text.
@@ -199,6 +218,10 @@ fn role_of(key: &str) -> Role {
 }
 
 impl TokenSink for EnvSink<'_> {
+    fn wants_stop(&self) -> bool {
+        self.st.stop
+    }
+
     fn token(&mut self, tok: Token<'_>, at: usize) {
         self.st.offset = at;
         let depth_before = self.st.depth;
@@ -207,7 +230,7 @@ impl TokenSink for EnvSink<'_> {
             Token::EndObject | Token::EndArray => self.st.depth = self.st.depth.saturating_sub(1),
             _ => {}
         }
-        if self.st.passthrough {
+        if self.st.stop {
             return;
         }
         // Which depth holds envelope objects: the value itself, or the items of an array.
@@ -224,12 +247,27 @@ impl TokenSink for EnvSink<'_> {
         };
         if self.st.elem.is_none() {
             if depth_before == elem_depth && tok == Token::BeginObject {
-                let mut el = Element { depth: elem_depth, key_depth: elem_depth + 1, start_offset: self.st.offset, ..Element::default() };
+                let mut el = Element {
+                    depth: elem_depth,
+                    key_depth: elem_depth + 1,
+                    start_offset: self.st.offset,
+                    ..Element::default()
+                };
                 el.shadow.token(Token::BeginObject, at);
                 self.st.elem = Some(el);
-            } else if depth_before == elem_depth && !matches!(tok, Token::EndArray | Token::EndObject | Token::StringPart(_) | Token::EndString) {
+            } else if depth_before == elem_depth
+                && !matches!(
+                    tok,
+                    Token::EndArray | Token::EndObject | Token::StringPart(_) | Token::EndString
+                )
+            {
                 let at = self.st.offset;
-                self.out.diag("not_a_call", at, at, "a non-object element in a tool-call list was ignored");
+                self.out.diag(
+                    "not_a_call",
+                    at,
+                    at,
+                    "a non-object element in a tool-call list was ignored",
+                );
             }
             return;
         }
@@ -273,7 +311,12 @@ impl TokenSink for EnvSink<'_> {
                             if ok && (el.started || el.writer.out.starts_with('{')) {
                                 el.args = Args::Done;
                                 let at = st.offset;
-                                self.out.diag("encoded_arguments", el.start_offset, at, "arguments were a JSON-encoded string; decoded");
+                                self.out.diag(
+                                    "encoded_arguments",
+                                    el.start_offset,
+                                    at,
+                                    "arguments were a JSON-encoded string; decoded",
+                                );
                             } else {
                                 el.args = Args::Invalid;
                             }
@@ -299,7 +342,16 @@ impl TokenSink for EnvSink<'_> {
                     el.collecting = None;
                     if role == Role::Id {
                         el.id = Some(text);
-                    } else {
+                    } else if st.at_eof {
+                        // The output ended inside the name: never guess a truncated name.
+                        self.out.diag(
+                            "truncated_name",
+                            el.start_offset,
+                            at,
+                            "the output ended inside a tool name; kept as content",
+                        );
+                        reject(st, self.out);
+                    } else if role == Role::Name || el.name.is_none() {
                         el.name = Some(text);
                         self.try_start();
                     }
@@ -321,8 +373,9 @@ impl TokenSink for EnvSink<'_> {
                         Role::Other
                     }
                 } else {
+                    // A repeated "name" key overrides (last wins) until the call starts.
                     match role_of(k) {
-                        Role::Name if el.name.is_some() => Role::Other,
+                        Role::Name if el.started => Role::Other,
                         r => r,
                     }
                 };
@@ -341,7 +394,9 @@ impl TokenSink for EnvSink<'_> {
                     (Role::Name | Role::Id | Role::Function, Token::BeginString) => el.collecting = Some(role),
                     (Role::Function, Token::BeginObject) => el.key_depth += 1,
                     (Role::Args, Token::BeginObject) if matches!(el.args, Args::NotSeen) => {
-                        el.args = Args::Object { depth: depth_before + 1 };
+                        el.args = Args::Object {
+                            depth: depth_before + 1,
+                        };
                         el.writer.token(Token::BeginObject, at);
                         self.try_start();
                     }
@@ -366,7 +421,9 @@ impl TokenSink for EnvSink<'_> {
 enum State {
     Prose,
     /// Inside a region, between values; `first` until a value was read.
-    Between { first: bool },
+    Between {
+        first: bool,
+    },
     Value,
 }
 
@@ -379,6 +436,8 @@ pub struct Envelope {
     close: Option<&'static str>,
     /// Raw text of the open region while no call from it was emitted.
     raw: String,
+    /// Whitespace/separators read after a value, not yet known to be markup or prose.
+    gap: String,
     scanner: Option<Scanner>,
     sink: SinkState,
     lenient: bool,
@@ -392,6 +451,7 @@ impl Envelope {
             state: State::Prose,
             close: None,
             raw: String::new(),
+            gap: String::new(),
             scanner: None,
             sink: SinkState::default(),
             lenient,
@@ -402,27 +462,39 @@ impl Envelope {
         self.close = close;
         self.raw.clear();
         self.raw.push_str(marker);
-        self.sink = SinkState { name_as_key: self.spec.name_as_key, lenient: self.lenient, ..SinkState::default() };
+        self.sink = SinkState {
+            name_as_key: self.spec.name_as_key,
+            lenient: self.lenient,
+            ..SinkState::default()
+        };
         self.state = State::Between { first: true };
     }
 
-    /// Region text consumed: kept for the fallback, or emitted when the region is prose.
-    fn region_text(&mut self, s: &str, out: &mut Emitter) {
-        if self.sink.passthrough {
-            if !self.raw.is_empty() {
-                let raw = std::mem::take(&mut self.raw);
-                out.text(crate::emit::Channel::Content, &raw);
-                self.prose.note_content();
-            }
-            out.text(crate::emit::Channel::Content, s);
-        } else if !self.sink.committed {
-            self.raw.push_str(s);
-        } else {
-            self.raw.clear();
+    /// Whitespace and separators between values: markup if another value or the close
+    /// marker follows, prose otherwise.
+    fn skip(&mut self, s: &str) {
+        self.region_text(s);
+        self.gap.push_str(s);
+    }
+
+    /// The region ended without a close marker: the gap after its last value is prose.
+    fn flush_gap(&mut self, out: &mut Emitter) {
+        let gap = std::mem::take(&mut self.gap);
+        if self.sink.committed {
+            out.text(crate::emit::Channel::Content, &gap);
         }
     }
 
-    /// Ends the region; an empty or non-JSON region is content.
+    /// Region text consumed: kept (for the fallback) until a call from the region starts.
+    fn region_text(&mut self, s: &str) {
+        if self.sink.committed {
+            self.raw.clear();
+        } else {
+            self.raw.push_str(s);
+        }
+    }
+
+    /// Ends the region; a region that produced no call is content, verbatim.
     fn end_region(&mut self, out: &mut Emitter) {
         if !self.sink.committed && !self.raw.is_empty() {
             let raw = std::mem::take(&mut self.raw);
@@ -430,10 +502,9 @@ impl Envelope {
             self.prose.note_content();
         }
         self.raw.clear();
+        self.gap.clear();
         self.scanner = None;
         self.state = State::Prose;
-        if !self.sink.passthrough {
-        }
     }
 }
 
@@ -460,13 +531,18 @@ impl Family for Envelope {
                     let mut i = pos;
                     // Skip whitespace, separators and code fences.
                     loop {
-                        while i < bytes.len() && (bytes[i].is_ascii_whitespace() || (!first && matches!(bytes[i], b';' | b','))) {
+                        while i < bytes.len()
+                            && (bytes[i].is_ascii_whitespace() || (!first && matches!(bytes[i], b';' | b',')))
+                        {
                             i += 1;
+                        }
+                        if self.close == Some("```") {
+                            break;
                         }
                         match starts_with_marker(input, i, "```", eof) {
                             None => {
                                 let s = &input[pos..i];
-                                self.region_text(s, out);
+                                self.skip(s);
                                 return i;
                             }
                             Some(true) => {
@@ -477,7 +553,7 @@ impl Family for Envelope {
                                 }
                                 if j == bytes.len() && !eof {
                                     let s = &input[pos..i];
-                                    self.region_text(s, out);
+                                    self.skip(s);
                                     return i;
                                 }
                                 i = j;
@@ -486,10 +562,11 @@ impl Family for Envelope {
                         }
                     }
                     let skipped = &input[pos..i];
-                    self.region_text(skipped, out);
+                    self.skip(skipped);
                     pos = i;
                     if i >= bytes.len() {
                         if eof {
+                            self.flush_gap(out);
                             self.end_region(out);
                             continue;
                         }
@@ -499,7 +576,8 @@ impl Family for Envelope {
                         match starts_with_marker(input, i, close, eof) {
                             None => return pos,
                             Some(true) => {
-                                self.region_text(close, out);
+                                self.gap.clear();
+                                self.region_text(close);
                                 pos = i + close.len();
                                 self.end_region(out);
                                 continue;
@@ -509,13 +587,15 @@ impl Family for Envelope {
                     }
                     let b = bytes[i];
                     if b == b'{' || b == b'[' {
+                        self.gap.clear();
                         self.scanner = Some(Scanner::new(Dialect::Json, self.lenient, out.base + i));
                         self.sink.depth = 0;
                         self.sink.elem_depth = None;
                         self.state = State::Value;
                         continue;
                     }
-                    // Anything else ends the region.
+                    // Anything else ends the region; the whitespace before it was prose.
+                    self.flush_gap(out);
                     self.end_region(out);
                 }
                 State::Value => {
@@ -525,24 +605,39 @@ impl Family for Envelope {
                     };
                     self.sink.offset = out.base + pos;
                     let progress = {
-                        let mut sink = EnvSink { st: &mut self.sink, out };
+                        let mut sink = EnvSink {
+                            st: &mut self.sink,
+                            out,
+                        };
                         scanner.feed(&input[pos..], &mut sink)
                     };
                     let repairs: Vec<_> = scanner.repairs.drain(..).collect();
-                    if !self.sink.passthrough {
-                        out.diags(repairs);
+                    out.diags(repairs);
+                    if self.sink.stop {
+                        // Not a call after all: what was read is prose.
+                        let consumed = match progress {
+                            Progress::Done { consumed }
+                            | Progress::Partial { consumed }
+                            | Progress::Error { consumed } => consumed,
+                        };
+                        let s = &input[pos..pos + consumed];
+                        self.region_text(s);
+                        pos += consumed;
+                        self.sink.elem = None;
+                        self.end_region(out);
+                        continue;
                     }
                     match progress {
                         Progress::Done { consumed } => {
                             let s = &input[pos..pos + consumed];
-                            self.region_text(s, out);
+                            self.region_text(s);
                             pos += consumed;
                             self.scanner = None;
                             self.state = State::Between { first: false };
                         }
                         Progress::Partial { consumed } => {
                             let s = &input[pos..pos + consumed];
-                            self.region_text(s, out);
+                            self.region_text(s);
                             pos += consumed;
                             if !eof {
                                 self.scanner = Some(scanner);
@@ -550,16 +645,17 @@ impl Family for Envelope {
                             }
                             // End of output inside the value: close it (truncation repair).
                             let rest = &input[pos..];
-                            self.region_text(rest, out);
+                            self.region_text(rest);
                             pos = input.len();
+                            self.sink.at_eof = true;
                             let ok = {
-                                let mut sink = EnvSink { st: &mut self.sink, out };
+                                let mut sink = EnvSink {
+                                    st: &mut self.sink,
+                                    out,
+                                };
                                 scanner.finish(&mut sink)
                             };
-                            let repairs: Vec<_> = scanner.repairs.drain(..).collect();
-                            if !self.sink.passthrough {
-                                out.diags(repairs);
-                            }
+                            out.diags(scanner.repairs.drain(..));
                             if !ok {
                                 self.abandon(out);
                             }
@@ -567,11 +663,10 @@ impl Family for Envelope {
                         }
                         Progress::Error { consumed } => {
                             let s = &input[pos..pos + consumed];
-                            self.region_text(s, out);
+                            self.region_text(s);
                             pos += consumed;
                             self.abandon(out);
                             // The rest of the region is prose.
-                            self.sink.passthrough = !self.sink.committed;
                             self.end_region(out);
                         }
                     }
@@ -591,7 +686,12 @@ impl Envelope {
                     tail.push('}');
                 }
                 out.args(&tail);
-                out.diag("truncated_arguments", el.start_offset, out.base, "invalid JSON cut a call's arguments short");
+                out.diag(
+                    "truncated_arguments",
+                    el.start_offset,
+                    out.base,
+                    "invalid JSON cut a call's arguments short",
+                );
                 out.end_call();
             }
         }

@@ -9,7 +9,7 @@ use crate::emit::{Channel, Emitter};
 use crate::marker::{Find, MarkerSet};
 
 /// A family's streaming state machine.
-pub trait Family: Send {
+pub trait Family: Send + Sync {
     /// Consumes a prefix of `input` (which starts at absolute offset `out.base`), reporting
     /// what it recognised through `out`, and returns how many bytes it consumed. Bytes left
     /// unconsumed are offered again, followed by more input. Only a short tail that could
@@ -29,6 +29,8 @@ pub struct ProseSpec {
     pub strip: Vec<&'static str>,
     /// A `{` or `[` as the first non-space character of the output opens a call region.
     pub bare_json_at_start: bool,
+    /// Any `{` or `[` in content may open a call region (generic JSON embedded in prose).
+    pub bare_json_anywhere: bool,
 }
 
 /// What [`Prose::scan`] stopped at.
@@ -51,6 +53,7 @@ pub struct Prose {
     /// Index of the open reasoning block, if inside one.
     open_reasoning: Option<usize>,
     bare_json_at_start: bool,
+    bare_json_anywhere: bool,
     /// Non-space content has been seen (so bare JSON is no longer "at the start").
     seen_content: bool,
 }
@@ -69,6 +72,7 @@ impl Prose {
             n_reasoning: spec.reasoning.len(),
             open_reasoning: (in_reasoning && !spec.reasoning.is_empty()).then_some(0),
             bare_json_at_start: spec.bare_json_at_start,
+            bare_json_anywhere: spec.bare_json_anywhere,
             seen_content: false,
         }
     }
@@ -115,7 +119,19 @@ impl Prose {
                     }
                 }
             }
-            match self.set.find(input, pos, eof) {
+            let found = self.set.find(input, pos, eof);
+            if self.bare_json_anywhere && self.open_reasoning.is_none() {
+                let limit = match found {
+                    Find::Found { at, .. } | Find::Partial { at } => at,
+                    Find::None => input.len(),
+                };
+                if let Some(k) = input.as_bytes()[pos..limit].iter().position(|&b| b == b'{' || b == b'[') {
+                    let at = pos + k;
+                    self.emit(out, &input[pos..at]);
+                    return ProseStep::BareJson { at };
+                }
+            }
+            match found {
                 Find::None => {
                     self.emit(out, &input[pos..]);
                     return ProseStep::Wait { consumed: input.len() };
@@ -130,7 +146,8 @@ impl Prose {
                     let nr = self.n_reasoning;
                     if let Some(open) = self.open_reasoning {
                         // Inside reasoning only its own close marker (and strip tokens) count.
-                        if index == nt + nr + open {
+                        // Compared as text: two blocks may share a close marker.
+                        if self.set.get(index) == self.set.get(nt + nr + open) {
                             self.emit(out, &input[pos..at]);
                             self.open_reasoning = None;
                         } else if index >= nt + 2 * nr {
@@ -150,8 +167,8 @@ impl Prose {
                     } else if index < nt + 2 * nr {
                         // A close marker with no open block: plain text.
                         self.emit(out, &input[at..at + len]);
-                    } else {
                     }
+                    // Otherwise a dropped token (end-of-turn, text wrapper): skip it.
                     pos = at + len;
                 }
             }

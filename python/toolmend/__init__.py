@@ -1,0 +1,70 @@
+"""toolmend: reliable tool calling from local LLMs.
+
+The parsing core is Rust (``toolmend._core``); this package is its typed Python face::
+
+    from toolmend import parse, StreamParser
+
+    r = parse(text, tools=tools, format="auto", model="Qwen/Qwen3-8B")
+    r.content, r.reasoning, r.tool_calls, r.format, r.diagnostics
+
+    p = StreamParser(tools=tools)
+    events = p.feed(delta)      # any chunking
+    events += p.finish()
+    p.result()                  # == parse(whole_text)
+"""
+
+from __future__ import annotations
+
+from toolmend._core import (
+    Diagnostic,
+    Event,
+    InvalidToolsError,
+    ParseResult,
+    ParserFinishedError,
+    StreamParser,
+    ToolCall,
+    ToolmendError,
+    Tools,
+    UnknownFormatError,
+    __version__,
+    format_for_model,
+    parse,
+)
+from toolmend._core import formats as _formats
+
+__all__ = [
+    "Diagnostic",
+    "Event",
+    "FormatInfo",
+    "InvalidToolsError",
+    "ParseResult",
+    "ParserFinishedError",
+    "StreamParser",
+    "ToolCall",
+    "ToolmendError",
+    "Tools",
+    "UnknownFormatError",
+    "__version__",
+    "format_for_model",
+    "formats",
+    "parse",
+]
+
+
+class FormatInfo(tuple[str, str]):
+    """A supported format: ``(name, models)``."""
+
+    __slots__ = ()
+
+    @property
+    def name(self) -> str:
+        return self[0]
+
+    @property
+    def models(self) -> str:
+        return self[1]
+
+
+def formats() -> list[FormatInfo]:
+    """The supported formats with the model families that emit them."""
+    return [FormatInfo(f) for f in _formats()]

@@ -1,0 +1,100 @@
+"""The ``toolmend`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from toolmend import ToolmendError, __version__, formats
+from toolmend._core import StreamParser, Tools, parse
+from toolmend.openai_message import deltas_from_events, finish_reason, message_from_result
+
+
+def _load_tools(path: str | None) -> Tools | None:
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as f:
+        data: Any = json.load(f)
+    if isinstance(data, dict) and "tools" in data:
+        data = data["tools"]
+    return Tools(data)
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+    obj = {
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _read_chunks(stream: TextIO, size: int) -> Any:
+    while True:
+        data = stream.read(size) if size > 0 else stream.readline()
+        if not data:
+            return
+        yield data
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    tools = _load_tools(args.tools)
+    fmt = args.format
+    if args.stream:
+        p = StreamParser(tools=tools, format=fmt, model=args.model, repair=not args.no_repair)
+        print(_chunk({"role": "assistant", "content": ""}), flush=True)
+        for data in _read_chunks(sys.stdin, args.chunk_size):
+            for d in deltas_from_events(p.feed(data)):
+                print(_chunk(d), flush=True)
+        for d in deltas_from_events(p.finish()):
+            print(_chunk(d), flush=True)
+        result = p.result()
+        print(_chunk({}, finish_reason(result)), flush=True)
+    else:
+        text = sys.stdin.read()
+        result = parse(text, tools=tools, format=fmt, model=args.model, repair=not args.no_repair)
+        print(json.dumps(message_from_result(result), ensure_ascii=False, indent=None if args.compact else 2))
+    if args.verbose:
+        print(f"format: {result.format}", file=sys.stderr)
+        for d in result.diagnostics:
+            print(f"{d.kind} [{d.start}:{d.end}]: {d.message}", file=sys.stderr)
+    return 0
+
+
+def cmd_formats(args: argparse.Namespace) -> int:
+    for f in formats():
+        print(f"{f.name:18} {f.models}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="toolmend", description="Reliable tool calling from local LLMs.")
+    ap.add_argument("--version", action="version", version=f"toolmend {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("parse", help="parse model output from stdin into an OpenAI message (or chunks)")
+    p.add_argument("--format", default="auto", help="format name (see `toolmend formats`) or auto (default)")
+    p.add_argument("--model", default=None, help="model id, helps auto-detection")
+    p.add_argument("--tools", default=None, help="JSON file with the OpenAI tools list")
+    p.add_argument("--stream", action="store_true", help="read stdin incrementally and print chat.completion.chunk lines")
+    p.add_argument("--chunk-size", type=int, default=0, help="with --stream: read this many characters at a time (default: lines)")
+    p.add_argument("--no-repair", action="store_true", help="do not mend broken JSON")
+    p.add_argument("--compact", action="store_true", help="print the message on one line")
+    p.add_argument("-v", "--verbose", action="store_true", help="print the format and diagnostics to stderr")
+    p.set_defaults(func=cmd_parse)
+
+    f = sub.add_parser("formats", help="list the supported formats")
+    f.set_defaults(func=cmd_formats)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        rc: int = args.func(args)
+    except (ToolmendError, OSError, json.JSONDecodeError) as e:
+        print(f"toolmend: error: {e}", file=sys.stderr)
+        return 2
+    return rc

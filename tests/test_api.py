@@ -1,0 +1,186 @@
+"""The Python API as users call it: parse, StreamParser, events, errors, tools."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import toolmend
+from toolmend import (
+    InvalidToolsError,
+    ParserFinishedError,
+    StreamParser,
+    ToolCall,
+    Tools,
+    UnknownFormatError,
+    formats,
+    parse,
+)
+
+HERMES = 'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "days": 3}}\n</tool_call>'
+
+
+def test_installed_wheel_is_under_test() -> None:
+    repo_python = Path(__file__).resolve().parent.parent / "python"
+    assert repo_python not in Path(toolmend.__file__).resolve().parents
+
+
+def test_parse_hermes_auto() -> None:
+    r = parse(HERMES)
+    assert r.format == "hermes"
+    assert r.content == "Let me check."
+    assert r.reasoning is None
+    assert [(c.name, json.loads(c.arguments)) for c in r.tool_calls] == [("get_weather", {"city": "Paris", "days": 3})]
+    assert r.tool_calls[0].id.startswith("call_")
+    assert r.tool_calls[0].arguments == '{"city":"Paris","days":3}'
+
+
+def test_plain_text_has_no_format() -> None:
+    r = parse("Just an answer.")
+    assert r.content == "Just an answer."
+    assert r.tool_calls == []
+    assert r.format is None
+
+
+def test_stream_char_by_char_equals_parse() -> None:
+    p = StreamParser(id_seed=3)
+    events = []
+    for ch in HERMES:
+        events += p.feed(ch)
+    events += p.finish()
+    assert p.result() == parse(HERMES, id_seed=3)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "content"
+    start = next(e for e in events if e.kind == "tool_call_start")
+    assert (start.index, start.name) == (0, "get_weather")
+    args = "".join(e.text or "" for e in events if e.kind == "tool_call_args")
+    assert args == p.result().tool_calls[0].arguments
+    assert kinds[-1] == "tool_call_end"
+
+
+def test_content_streams_before_the_call_is_complete() -> None:
+    p = StreamParser(format="hermes")
+    first = p.feed("Hello there <tool_c")
+    assert [(e.kind, e.text) for e in first] == [("content", "Hello there")]
+    mid = p.feed('all>{"name": "search", "arguments": {"q": "a very long')
+    assert [e.kind for e in mid] == ["tool_call_start", "tool_call_args"]
+    assert mid[1].text == '{"q":"a very long'
+
+
+def test_unknown_format_lists_valid_names() -> None:
+    with pytest.raises(UnknownFormatError) as ei:
+        parse("x", format="nonsense")
+    assert "hermes" in str(ei.value) and "nonsense" in str(ei.value)
+    assert isinstance(ei.value, ValueError)
+
+
+def test_invalid_tools_raise() -> None:
+    with pytest.raises(InvalidToolsError):
+        parse("x", tools="not a list")
+    with pytest.raises(InvalidToolsError):
+        parse("x", tools=[{"type": "function", "function": {"parameters": {}}}])
+
+
+def test_feed_after_finish_raises() -> None:
+    p = StreamParser()
+    p.feed("hi")
+    p.finish()
+    with pytest.raises(ParserFinishedError):
+        p.feed("more")
+    assert p.finish() == []
+
+
+def test_undeclared_tool_stays_content(weather_tools: list[dict[str, Any]]) -> None:
+    text = '<tool_call>{"name": "delete_everything", "arguments": {}}</tool_call>'
+    r = parse(text, tools=weather_tools, format="hermes")
+    assert r.tool_calls == []
+    assert r.content == text
+    assert any(d.kind == "unknown_tool" and "get_weather" in d.message for d in r.diagnostics)
+
+
+def test_tool_name_resolution(weather_tools: list[dict[str, Any]]) -> None:
+    r = parse('<tool_call>{"name": "Get-Weather", "arguments": {"city": "Oslo"}}</tool_call>', tools=Tools(weather_tools))
+    assert [c.name for c in r.tool_calls] == ["get_weather"]
+
+
+def test_reasoning_is_separated_and_never_a_call() -> None:
+    text = '<think>maybe <tool_call>{"name": "x", "arguments": {}}</tool_call></think>Answer: 4'
+    r = parse(text, format="hermes")
+    assert r.tool_calls == []
+    assert r.reasoning is not None and "<tool_call>" in r.reasoning
+    assert r.content == "Answer: 4"
+
+
+def test_repairs_are_diagnosed() -> None:
+    r = parse("<tool_call>{'name': 'search', 'arguments': {'q': 'x',}}</tool_call>")
+    assert json.loads(r.tool_calls[0].arguments) == {"q": "x"}
+    kinds = {d.kind for d in r.diagnostics}
+    assert {"single_quotes", "trailing_comma"} <= kinds
+    d = r.diagnostics[0]
+    assert d.span == (d.start, d.end) and d.start <= d.end
+
+
+def test_truncated_output_closes_the_call() -> None:
+    r = parse('<tool_call>{"name": "search", "arguments": {"q": "unfinished')
+    assert json.loads(r.tool_calls[0].arguments) == {"q": "unfinished"}
+    assert any(d.kind == "truncated" for d in r.diagnostics)
+
+
+def test_formats_lists_names_and_models() -> None:
+    names = {f.name for f in formats()}
+    assert {"hermes", "mistral_array", "generic_json", "cohere"} <= names
+    assert all(f.models for f in formats())
+
+
+def test_model_hint() -> None:
+    assert toolmend.format_for_model("Qwen/Qwen2.5-7B-Instruct") == "hermes"
+    assert toolmend.format_for_model("mistralai/Mistral-7B-Instruct-v0.3") == "mistral_array"
+    assert toolmend.format_for_model("totally-unknown") is None
+
+
+def test_hostile_input_does_not_crash() -> None:
+    deep = "<tool_call>" + "[" * 100_000
+    r = parse(deep, format="hermes")
+    assert r.tool_calls == []
+    p = StreamParser(format="hermes")
+    for _ in range(2000):
+        p.feed("<tool_cal")
+    p.finish()
+    assert (p.result().content or "").startswith("<tool_cal")
+
+
+def test_toolcall_objects() -> None:
+    c = ToolCall("id1", "f", "{}")
+    assert (c.id, c.name, c.arguments) == ("id1", "f", "{}")
+    assert c == ToolCall("id1", "f", "{}")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    args=st.dictionaries(
+        st.text(min_size=1, max_size=8),
+        st.one_of(st.integers(), st.text(max_size=20), st.booleans(), st.none(), st.lists(st.integers(), max_size=3)),
+        max_size=4,
+    ),
+    prefix=st.text(max_size=20).filter(lambda s: "<" not in s and "{" not in s and "[" not in s),
+    cuts=st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=30),
+)
+def test_any_chunking_matches_whole(args: dict[str, Any], prefix: str, cuts: list[int]) -> None:
+    text = prefix + "<tool_call>" + json.dumps({"name": "f", "arguments": args}) + "</tool_call>"
+    whole = parse(text, format="hermes", id_seed=1)
+    assert json.loads(whole.tool_calls[0].arguments) == args
+    p = StreamParser(format="hermes", id_seed=1)
+    i = 0
+    k = 0
+    while i < len(text):
+        n = cuts[k % len(cuts)]
+        p.feed(text[i : i + n])
+        i += n
+        k += 1
+    p.finish()
+    assert p.result() == whole
