@@ -47,11 +47,15 @@ EOF
 if [ "$TOOLMEND" = 1 ]; then
   WHEEL=$(newest_wheel)
   if [ -z "$WHEEL" ] || [ "$REBUILD" = 1 ]; then
-    (cd "$ROOT" && maturin build --release -i "$PY")
+    MATURIN=$(command -v maturin || true)
+    if [ -z "$MATURIN" ]; then "$PY" -m pip install -q "maturin>=1.7,<2"; MATURIN=$VENV/bin/maturin; fi
+    (cd "$ROOT" && "$MATURIN" build --release -i "$PY")
     WHEEL=$(newest_wheel)
   fi
   [ -n "$WHEEL" ] || { echo "no toolmend wheel in $ROOT/target/wheels" >&2; exit 1; }
-  if [ -n "$(cd "$ROOT" && find rust bindings python Cargo.toml pyproject.toml -newer "$WHEEL" 2>/dev/null | head -1)" ]; then
+  NEWER=$(cd "$ROOT" && find rust bindings python Cargo.toml pyproject.toml -newer "$WHEEL" \
+    \( -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name '*.toml' \) 2>/dev/null | head -1)
+  if [ -n "$NEWER" ]; then
     echo "!! sources are newer than $WHEEL: pass --rebuild to benchmark the current code" >&2
   fi
   echo "== installing $WHEEL"

@@ -457,6 +457,43 @@ fn parse(
     Ok(r?.into())
 }
 
+/// A repaired JSON text: `json` is strict, compact RFC 8259 JSON; `diagnostics` say what
+/// was mended.
+#[pyclass(module = "toolmend._core", frozen, eq)]
+#[derive(PartialEq)]
+struct RepairResult {
+    #[pyo3(get)]
+    json: String,
+    diagnostics: Vec<Diagnostic>,
+}
+
+#[pymethods]
+impl RepairResult {
+    #[getter]
+    fn diagnostics(&self) -> Vec<Diagnostic> {
+        self.diagnostics.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("RepairResult(json={:?}, diagnostics={})", self.json, self.diagnostics.len())
+    }
+}
+
+/// Mends model-written JSON into strict JSON (raises `ToolmendError` when the text holds no
+/// JSON value at all).
+#[pyfunction]
+fn repair_json(py: Python<'_>, text: &str) -> PyResult<RepairResult> {
+    let r = py.allow_threads(|| guarded("repair_json", || core::repair_json(text).map_err(|e| ToolmendError::new_err(e.to_string()))))?;
+    Ok(RepairResult {
+        json: r.json,
+        diagnostics: r
+            .diagnostics
+            .into_iter()
+            .map(|d| Diagnostic { kind: d.kind, message: d.message, start: d.start, end: d.end })
+            .collect(),
+    })
+}
+
 /// The supported formats as `(name, model families)` pairs.
 #[pyfunction]
 fn formats() -> Vec<(&'static str, &'static str)> {
@@ -480,6 +517,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Tools>()?;
     m.add_function(wrap_pyfunction!(parse, m)?)?;
     m.add_function(wrap_pyfunction!(formats, m)?)?;
+    m.add_function(wrap_pyfunction!(repair_json, m)?)?;
+    m.add_class::<RepairResult>()?;
     m.add_function(wrap_pyfunction!(format_for_model, m)?)?;
     m.add("ToolmendError", m.py().get_type::<ToolmendError>())?;
     m.add("UnknownFormatError", m.py().get_type::<UnknownFormatError>())?;

@@ -21,6 +21,7 @@ from toolmend._core import (
     InvalidToolsError,
     ParseResult,
     ParserFinishedError,
+    RepairResult,
     StreamParser,
     ToolCall,
     ToolmendError,
@@ -29,6 +30,7 @@ from toolmend._core import (
     __version__,
     format_for_model,
     parse,
+    repair_json,
 )
 from toolmend._core import formats as _formats
 
@@ -39,6 +41,7 @@ __all__ = [
     "InvalidToolsError",
     "ParseResult",
     "ParserFinishedError",
+    "RepairResult",
     "StreamParser",
     "ToolCall",
     "ToolmendError",
@@ -48,6 +51,7 @@ __all__ = [
     "format_for_model",
     "formats",
     "parse",
+    "repair_json",
 ]
 
 

@@ -5,12 +5,16 @@ use std::sync::LazyLock;
 
 use crate::emit::IdStyle;
 use crate::families::envelope::{Envelope, EnvelopeSpec};
+use crate::families::pythonic::{Pythonic, PythonicSpec};
+use crate::families::xml::{Xml, XmlSpec};
 use crate::families::{Family, Prose, ProseSpec};
 
 /// Which family reads a format, with the format's data.
 #[derive(Debug, Clone)]
 pub enum FamilySpec {
     Envelope(EnvelopeSpec),
+    Pythonic(PythonicSpec),
+    Xml(XmlSpec),
 }
 
 /// What may follow a trigger marker for the format to apply (used to tell apart formats
@@ -59,6 +63,8 @@ impl Format {
         let prose = Prose::new(&self.prose, in_reasoning);
         match &self.family {
             FamilySpec::Envelope(s) => Box::new(Envelope::new(s, prose, lenient)),
+            FamilySpec::Pythonic(s) => Box::new(Pythonic::new(s, &self.prose, in_reasoning, lenient)),
+            FamilySpec::Xml(s) => Box::new(Xml::new(s, prose, lenient)),
         }
     }
 }
@@ -94,7 +100,7 @@ fn envelope(
 
 /// Sets a format's envelope data (id style, name-as-key).
 fn with_envelope(mut f: Format, edit: impl FnOnce(&mut EnvelopeSpec)) -> Format {
-    let FamilySpec::Envelope(spec) = &mut f.family;
+    let FamilySpec::Envelope(spec) = &mut f.family else { unreachable!("with_envelope on a non-envelope format") };
     edit(spec);
     f
 }
@@ -142,9 +148,91 @@ pub static FORMATS: LazyLock<Vec<Format>> = LazyLock::new(|| {
         envelope("gigachat3", "GigaChat 3 / 3.1", After::Json,
             &[("<|message_sep|>\n\nfunction call<|role_sep|>\n", None), ("<|function_call|>", None)], false, &[], &[]),
     ];
+    v.extend(python_formats());
+    v.extend(xml_formats());
     v.shrink_to_fit();
     v
 });
+
+/// A Python-call format: call regions (open, optional close), extra dropped tokens,
+/// reasoning blocks.
+fn python_format(
+    name: &'static str,
+    models: &'static str,
+    after: After,
+    regions: &[(&'static str, Option<&'static str>)],
+    strip: &[&'static str],
+    reasoning: &[(&'static str, &'static str)],
+    family: PythonicSpec,
+) -> Format {
+    let triggers: Vec<&'static str> = regions.iter().map(|r| r.0).collect();
+    let family = PythonicSpec { closes: regions.iter().map(|r| r.1).collect(), ..family };
+    Format { name, models, after, auto_bare: false, prose: prose(&triggers, reasoning, strip, false), family: FamilySpec::Pythonic(family) }
+}
+
+/// pythonic, olmo3, lfm2.
+fn python_formats() -> Vec<Format> {
+    let spec = |bare_list, json_in_region| PythonicSpec { closes: Vec::new(), bare_list, json_in_region };
+    let mut pythonic = python_format(
+        "pythonic",
+        "Llama-3.2 1B/3B, Llama-4 (pythonic mode), ToolACE",
+        After::PythonList,
+        &[("<|python_start|>", Some("<|python_end|>"))],
+        &["<|python_end|>"],
+        &[],
+        spec(true, false),
+    );
+    // `[get_weather(city="x")]` at the start of the output is pythonic in auto mode.
+    pythonic.auto_bare = true;
+    pythonic.prose.bare_json_at_start = true;
+    vec![
+        pythonic,
+        python_format("olmo3", "Olmo-3", After::NameThen(&["("]), &[("<function_calls>", Some("</function_calls>"))], &[], &[THINK], spec(false, false)),
+        python_format(
+            "lfm2",
+            "Liquid LFM2 / LFM2.5",
+            After::Any,
+            &[("<|tool_call_start|>", Some("<|tool_call_end|>"))],
+            &["<|tool_call_end|>"],
+            &[THINK],
+            spec(false, true),
+        ),
+    ]
+}
+
+/// An XML-ish format: its sections are its call triggers.
+fn xml_format(
+    name: &'static str,
+    models: &'static str,
+    after: After,
+    spec: XmlSpec,
+    strip: &[&'static str],
+    reasoning: &[(&'static str, &'static str)],
+) -> Format {
+    let triggers: Vec<&'static str> = spec.sections.iter().map(|s| s.0).collect();
+    Format { name, models, after, auto_bare: false, prose: prose(&triggers, reasoning, strip, false), family: FamilySpec::Xml(spec) }
+}
+
+/// qwen3_xml, seed_oss, glm47, glm45, minimax_m2, step3, deepseek_dsml, kimi_k3. Those
+/// sharing `<tool_call>` with hermes are told apart by what follows it (`<function=` for
+/// qwen3_xml, a bare name for GLM).
+fn xml_formats() -> Vec<Format> {
+    use crate::families::xml::specs;
+    vec![
+        xml_format("qwen3_xml", "Qwen3-Coder, Qwen3.5 / 3.6, Nemotron-3-Nano, Step-3.5, MiMo", After::Literal("<function="),
+            specs::qwen3_xml(), &[], &[THINK]),
+        xml_format("seed_oss", "ByteDance Seed-OSS-36B", After::Any, specs::seed_oss(), &["<seed:eos>"],
+            &[("<seed:think>", "</seed:think>")]),
+        xml_format("glm47", "GLM-4.7, GLM-5.x", After::NameThen(&["<arg_key>", "</tool_call>"]), specs::glm(), &[], &[THINK]),
+        xml_format("glm45", "GLM-4.5, GLM-4.6", After::Name, specs::glm(), &[], &[THINK]),
+        xml_format("minimax_m2", "MiniMax-M2 / M2.x", After::Any, specs::minimax_m2(), &[], &[THINK]),
+        xml_format("step3", "Step-3", After::Any, specs::step3(), &[], &[THINK]),
+        xml_format("deepseek_dsml", "DeepSeek-V3.2, V4, V4.1", After::Any, specs::deepseek_dsml(), &["<｜end▁of▁sentence｜>"], &[THINK]),
+        xml_format("kimi_k3", "Kimi-K3", After::Any, specs::kimi_k3(),
+            &["<|open|>response<|sep|>", "<|close|>response<|sep|>", "<|close|>message<|sep|>"],
+            &[("<|open|>think<|sep|>", "<|close|>think<|sep|>")]),
+    ]
+}
 
 /// The format called `name`.
 pub fn by_name(name: &str) -> Option<&'static Format> {

@@ -129,6 +129,8 @@ pub struct Scanner {
     raw_prefix: bool,
     /// Hex digits the open `\u`/`\x`/`\U` escape takes (4, 2 or 8).
     hex_need: u8,
+    /// A raw control character was already reported for the open string.
+    ctrl_reported: bool,
 }
 
 fn is_ws(b: u8) -> bool {
@@ -164,6 +166,7 @@ impl Scanner {
             triple: false,
             raw_prefix: false,
             hex_need: 4,
+            ctrl_reported: false,
         }
     }
 
@@ -617,14 +620,18 @@ impl Scanner {
         }
     }
 
-    /// Reports raw control characters inside a string (they are escaped on output).
+    /// Reports the first raw control character of a string (they are escaped on output).
     fn note_controls(&mut self, part: &str, _offset: usize) {
-        if self.lenient && part.bytes().any(|c| c < 0x20) {
-            let at = self.base + self.pos;
+        if !self.lenient || self.ctrl_reported {
+            return;
+        }
+        if let Some(k) = part.bytes().position(|c| c < 0x20) {
+            let at = self.base + self.pos + k;
+            self.ctrl_reported = true;
             self.repairs.push(Repair {
                 kind: "control_character",
                 start: at,
-                end: at + part.len(),
+                end: at + 1,
                 message: "escaped raw control characters inside a string".into(),
             });
         }
@@ -720,6 +727,7 @@ impl Scanner {
                     self.started = true;
                     self.tok_start = at;
                     sink.token(Token::BeginString, self.base + self.pos);
+                    self.ctrl_reported = false;
                     self.mode = Mode::Str {
                         quote: b,
                         key: false,
@@ -729,13 +737,12 @@ impl Scanner {
                 b']' | b'}' | b')' if !self.stack.is_empty() => {
                     let closer = if b == b')' { b']' } else { b };
                     if in_object {
-                        // `{"a": }`: the key was already emitted; give it a null value.
+                        // `{"a": }`: the key has no value; writers drop such a key.
                         if !self.lenient {
                             self.fail("missing value");
                             return true;
                         }
-                        self.repair("missing_value", at, "a key had no value; used null");
-                        sink.token(Token::Null, self.base + self.pos);
+                        self.repair("missing_value", at, "dropped a key that had no value");
                     } else if self.last_was_comma {
                         if !self.lenient {
                             self.fail("trailing comma");
@@ -767,6 +774,7 @@ impl Scanner {
                         self.repair("single_quotes", at, "converted a single-quoted key");
                     }
                     self.word.clear();
+                    self.ctrl_reported = false;
                     self.mode = Mode::Str {
                         quote: b,
                         key: true,
@@ -895,6 +903,15 @@ impl Scanner {
             self.mode = self.resume;
         }
         if let Mode::Bare { key } = self.mode {
+            if !key && self.lenient {
+                // A literal cut short at the end of the output: `tr` -> `true`.
+                let full = ["true", "false", "null"].into_iter().find(|l| l.len() > self.word.len() && l.starts_with(self.word.as_str()) && !self.word.is_empty());
+                if let Some(l) = full {
+                    let at = self.base + self.pos;
+                    self.repairs.push(Repair { kind: "truncated", start: at, end: at, message: format!("completed the literal {l}") });
+                    self.word = l.to_string();
+                }
+            }
             self.finish_bare(key, sink);
         }
         match self.mode {
@@ -924,22 +941,20 @@ impl Scanner {
                 });
             }
             Mode::Colon => {
-                // `{"a"` or `{"a":` : the key was emitted; give it a null value.
-                sink.token(Token::Null, self.base + self.pos);
+                // `{"a"` or `{"a":` : a dangling key; writers drop it.
                 self.repairs.push(Repair {
                     kind: "truncated",
                     start: at,
                     end: at,
-                    message: "a dangling key got a null value".into(),
+                    message: "dropped a dangling key".into(),
                 });
             }
             Mode::Value if self.stack.last() == Some(&Frame::Object) => {
-                sink.token(Token::Null, self.base + self.pos);
                 self.repairs.push(Repair {
                     kind: "truncated",
                     start: at,
                     end: at,
-                    message: "a dangling key got a null value".into(),
+                    message: "dropped a dangling key".into(),
                 });
             }
             _ => {}
@@ -967,8 +982,50 @@ impl Scanner {
     }
 }
 
+/// True when `w` is a number in RFC 8259 syntax.
+fn is_json_number(w: &str) -> bool {
+    let b = w.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(c) if c.is_ascii_digit() => {
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let s = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let s = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
 /// Normalises number text to JSON syntax; `None` when it is not a number at all.
 pub fn normalize_number(word: &str) -> Option<String> {
+    if is_json_number(word) {
+        return Some(word.to_string());
+    }
     let s = word.strip_prefix('+').unwrap_or(word);
     let (neg, digits) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -1024,13 +1081,16 @@ pub fn normalize_number(word: &str) -> Option<String> {
 }
 
 /// Writes a token stream as compact JSON text (serde_json's compact style).
+///
+/// A key is held until its value begins, so a key left without a value (truncated or
+/// `{"a": }`) is dropped rather than written.
 #[derive(Debug, Default)]
 pub struct JsonWriter {
     /// Output produced so far and not yet taken.
     pub out: String,
-    /// Per open container: has it written an element yet?
-    first: Vec<bool>,
-    after_key: bool,
+    /// Per open container: its closer, and whether it has written an element yet.
+    open: Vec<(char, bool)>,
+    pending_key: Option<String>,
 }
 
 impl JsonWriter {
@@ -1040,15 +1100,11 @@ impl JsonWriter {
 
     /// Depth of open containers.
     pub fn depth(&self) -> usize {
-        self.first.len()
+        self.open.len()
     }
 
-    fn before_value(&mut self) {
-        if self.after_key {
-            self.after_key = false;
-            return;
-        }
-        if let Some(first) = self.first.last_mut() {
+    fn separator(&mut self) {
+        if let Some((_, first)) = self.open.last_mut() {
             if *first {
                 *first = false;
             } else {
@@ -1057,9 +1113,25 @@ impl JsonWriter {
         }
     }
 
+    fn before_value(&mut self) {
+        if let Some(k) = self.pending_key.take() {
+            self.separator();
+            self.out.push('"');
+            escape_into(&mut self.out, &k);
+            self.out.push_str("\":");
+            return;
+        }
+        self.separator();
+    }
+
     /// Takes the output produced since the last call.
     pub fn take(&mut self) -> String {
         std::mem::take(&mut self.out)
+    }
+
+    /// Closers for every open container (to end a value cut short), in order.
+    pub fn closers(&self) -> String {
+        self.open.iter().rev().map(|(c, _)| *c).collect()
     }
 }
 
@@ -1100,27 +1172,24 @@ impl TokenSink for JsonWriter {
             Token::BeginObject => {
                 self.before_value();
                 self.out.push('{');
-                self.first.push(true);
+                self.open.push(('}', true));
             }
             Token::BeginArray => {
                 self.before_value();
                 self.out.push('[');
-                self.first.push(true);
+                self.open.push((']', true));
             }
             Token::EndObject => {
-                self.first.pop();
+                self.pending_key = None;
+                self.open.pop();
                 self.out.push('}');
             }
             Token::EndArray => {
-                self.first.pop();
+                self.open.pop();
                 self.out.push(']');
             }
             Token::Key(k) => {
-                self.before_value();
-                self.out.push('"');
-                escape_into(&mut self.out, k);
-                self.out.push_str("\":");
-                self.after_key = true;
+                self.pending_key = Some(k.to_string());
             }
             Token::BeginString => {
                 self.before_value();

@@ -14,8 +14,10 @@ pub mod formats;
 pub mod json;
 pub mod marker;
 pub mod parser;
+pub mod repair;
 pub mod tools;
 
 pub use event::{Diagnostic, Event, ParseResult, Repair, ToolCall};
 pub use parser::{parse, Options, ParseError, StreamParser};
+pub use repair::{repair_json, RepairError, RepairResult};
 pub use tools::ToolSet;

@@ -196,9 +196,7 @@ fn reject(st: &mut SinkState, out: &mut Emitter) {
     } else {
         let mut text = el.shadow.take();
         // Close what is open so the content is at least balanced text.
-        for _ in 0..el.shadow.depth() {
-            text.push('}');
-        }
+        text.push_str(&el.shadow.closers());
         out.text(crate::emit::Channel::Content, &text);
     }
 }
@@ -682,9 +680,7 @@ impl Envelope {
         if let Some(mut el) = self.sink.elem.take() {
             if el.started {
                 let mut tail = el.writer.take();
-                for _ in 0..el.writer.depth() {
-                    tail.push('}');
-                }
+                tail.push_str(&el.writer.closers());
                 out.args(&tail);
                 out.diag(
                     "truncated_arguments",

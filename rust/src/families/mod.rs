@@ -4,6 +4,8 @@
 //! which stops at the family's call markers; the family then reads the call syntax.
 
 pub mod envelope;
+pub mod pythonic;
+pub mod xml;
 
 use crate::emit::{Channel, Emitter};
 use crate::marker::{Find, MarkerSet};
