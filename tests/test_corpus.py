@@ -63,12 +63,19 @@ def normalize(events: list[Event]) -> list[tuple[Any, ...]]:
     return out
 
 
+def starts_in_reasoning(case: dict[str, Any]) -> bool:
+    """The peer started with thinking enabled and the output closes a block it never opened."""
+    pairs = [("<think>", "</think>"), ("[THINK]", "[/THINK]"), ("<|channel>", "<channel|>")]
+    out = case["output"]
+    return "thinking enabled" in (case["notes"] or "") and any(c in out and o not in out for o, c in pairs)
+
+
 def kwargs(case: dict[str, Any]) -> dict[str, Any]:
     return {
         "tools": case["tools"],
         "format": case["format"],
         "model": case["model"],
-        "in_reasoning": "thinking enabled" in (case["notes"] or ""),
+        "in_reasoning": starts_in_reasoning(case),
         "id_seed": 7,
     }
 

@@ -91,6 +91,8 @@ pub struct Emitter {
     pub base: usize,
     /// The format auto-detection settled on.
     pub format: Option<&'static str>,
+    /// Keep events (off for whole parses, which only need the result).
+    record_events: bool,
 }
 
 impl Emitter {
@@ -109,7 +111,13 @@ impl Emitter {
             open_call: None,
             base: 0,
             format: None,
+            record_events: true,
         }
+    }
+
+    /// Whether to keep events (a whole parse needs only the result).
+    pub fn set_record_events(&mut self, on: bool) {
+        self.record_events = on;
     }
 
     /// Sets how generated ids look (per format).
@@ -134,6 +142,9 @@ impl Emitter {
         match channel {
             Channel::Content => {
                 self.content.push_str(s);
+                if !self.record_events {
+                    return;
+                }
                 if let Some(Event::Content(last)) = self.events.last_mut() {
                     last.push_str(s);
                 } else {
@@ -142,6 +153,9 @@ impl Emitter {
             }
             Channel::Reasoning => {
                 self.reasoning.push_str(s);
+                if !self.record_events {
+                    return;
+                }
                 if let Some(Event::Reasoning(last)) = self.events.last_mut() {
                     last.push_str(s);
                 } else {
@@ -254,6 +268,9 @@ impl Emitter {
         }
         let Some(index) = self.open_call else { return };
         self.calls[index].arguments.push_str(s);
+        if !self.record_events {
+            return;
+        }
         if let Some(Event::ToolCallArgs { index: i, text }) = self.events.last_mut() {
             if *i == index {
                 text.push_str(s);

@@ -5,6 +5,9 @@ use std::sync::LazyLock;
 
 use crate::emit::IdStyle;
 use crate::families::envelope::{Envelope, EnvelopeSpec};
+use crate::families::gemma::{Gemma, GemmaSpec};
+use crate::families::harmony::{Harmony, HarmonySpec};
+use crate::families::named::{self, Named, NamedSpec};
 use crate::families::pythonic::{Pythonic, PythonicSpec};
 use crate::families::xml::{Xml, XmlSpec};
 use crate::families::{Family, Prose, ProseSpec};
@@ -14,7 +17,10 @@ use crate::families::{Family, Prose, ProseSpec};
 pub enum FamilySpec {
     Envelope(EnvelopeSpec),
     Pythonic(PythonicSpec),
+    Gemma(GemmaSpec),
+    Harmony(HarmonySpec),
     Xml(XmlSpec),
+    Named(NamedSpec),
 }
 
 /// What may follow a trigger marker for the format to apply (used to tell apart formats
@@ -37,6 +43,10 @@ pub enum After {
     NameThen(&'static [&'static str]),
     /// An identifier (the tool name) then a newline or `<`.
     Name,
+    /// One of the literals (after optional whitespace), then the inner rule on what follows.
+    Then(&'static [&'static str], &'static After),
+    /// Any of the rules.
+    AnyOf(&'static [After]),
 }
 
 /// One supported format.
@@ -64,7 +74,10 @@ impl Format {
         match &self.family {
             FamilySpec::Envelope(s) => Box::new(Envelope::new(s, prose, lenient)),
             FamilySpec::Pythonic(s) => Box::new(Pythonic::new(s, &self.prose, in_reasoning, lenient)),
+            FamilySpec::Gemma(s) => Box::new(Gemma::new(s, &self.prose, in_reasoning, lenient)),
+            FamilySpec::Harmony(s) => Box::new(Harmony::new(s, &self.prose, in_reasoning, lenient)),
             FamilySpec::Xml(s) => Box::new(Xml::new(s, prose, lenient)),
+            FamilySpec::Named(s) => Box::new(Named::new(s, prose, lenient)),
         }
     }
 }
@@ -149,7 +162,18 @@ pub static FORMATS: LazyLock<Vec<Format>> = LazyLock::new(|| {
             &[("<|message_sep|>\n\nfunction call<|role_sep|>\n", None), ("<|function_call|>", None)], false, &[], &[]),
     ];
     v.extend(python_formats());
+    v.extend(gemma_formats());
+    // gpt-oss: messages open with `<|start|>`, or directly with `<|channel|>`.
+    v.push(Format {
+        name: "harmony",
+        models: "gpt-oss-20b/120b",
+        after: After::Any,
+        auto_bare: false,
+        prose: prose(&["<|start|>", "<|channel|>"], &[], &["<|end|>", "<|call|>", "<|return|>"], false),
+        family: FamilySpec::Harmony(HarmonySpec::default()),
+    });
     v.extend(xml_formats());
+    v.extend(named_formats());
     v.shrink_to_fit();
     v
 });
@@ -168,6 +192,37 @@ fn python_format(
     let triggers: Vec<&'static str> = regions.iter().map(|r| r.0).collect();
     let family = PythonicSpec { closes: regions.iter().map(|r| r.1).collect(), ..family };
     Format { name, models, after, auto_bare: false, prose: prose(&triggers, reasoning, strip, false), family: FamilySpec::Pythonic(family) }
+}
+
+/// gemma4, functiongemma: `call:NAME{…}` with a string-delimiter token.
+fn gemma_formats() -> Vec<Format> {
+    let gemma = |name, models, open: &'static str, close: &'static str, delim, strip: &[&'static str], reasoning: &[(&'static str, &'static str)]| {
+        let mut strip = strip.to_vec();
+        // A repeated close marker after a call is noise.
+        strip.push(close);
+        Format { name, models, after: After::Any, auto_bare: false, prose: prose(&[open], reasoning, &strip, false), family: FamilySpec::Gemma(GemmaSpec { delim, close }) }
+    };
+    vec![
+        gemma(
+            "gemma4",
+            "Gemma-4",
+            "<|tool_call>",
+            "<tool_call|>",
+            "<|\"|>",
+            &["<|tool_response>", "<tool_response|>", "<turn|>"],
+            // `<|channel>thought\n…<channel|>`; any other channel block is not content either.
+            &[("<|channel>thought", "<channel|>"), ("<|channel>", "<channel|>")],
+        ),
+        gemma(
+            "functiongemma",
+            "FunctionGemma-270m",
+            "<start_function_call>",
+            "<end_function_call>",
+            "<escape>",
+            &["<start_function_response>", "<end_function_response>", "<end_of_turn>"],
+            &[],
+        ),
+    ]
 }
 
 /// pythonic, olmo3, lfm2.
@@ -224,13 +279,56 @@ fn xml_formats() -> Vec<Format> {
         xml_format("seed_oss", "ByteDance Seed-OSS-36B", After::Any, specs::seed_oss(), &["<seed:eos>"],
             &[("<seed:think>", "</seed:think>")]),
         xml_format("glm47", "GLM-4.7, GLM-5.x", After::NameThen(&["<arg_key>", "</tool_call>"]), specs::glm(), &[], &[THINK]),
-        xml_format("glm45", "GLM-4.5, GLM-4.6", After::Name, specs::glm(), &[], &[THINK]),
+        xml_format("glm45", "GLM-4.5, GLM-4.6", After::NameThen(&["\n<arg_key>", "\n</tool_call>", "<arg_key>", "</tool_call>"]), specs::glm(), &[], &[THINK]),
         xml_format("minimax_m2", "MiniMax-M2 / M2.x", After::Any, specs::minimax_m2(), &[], &[THINK]),
         xml_format("step3", "Step-3", After::Any, specs::step3(), &[], &[THINK]),
         xml_format("deepseek_dsml", "DeepSeek-V3.2, V4, V4.1", After::Any, specs::deepseek_dsml(), &["<｜end▁of▁sentence｜>"], &[THINK]),
         xml_format("kimi_k3", "Kimi-K3", After::Any, specs::kimi_k3(),
             &["<|open|>response<|sep|>", "<|close|>response<|sep|>", "<|close|>message<|sep|>"],
             &[("<|open|>think<|sep|>", "<|close|>think<|sep|>")]),
+    ]
+}
+
+/// A named-call format: marker, tool name, JSON arguments (see [`named`]).
+fn named_format(
+    name: &'static str,
+    models: &'static str,
+    after: After,
+    spec: NamedSpec,
+    strip: &[&'static str],
+    reasoning: &[(&'static str, &'static str)],
+) -> Format {
+    // A stray section close in prose is a special token, never text.
+    let mut strip = strip.to_vec();
+    strip.extend(spec.sections.iter().map(|s| s.1));
+    Format { name, models, after, auto_bare: false, prose: prose(&spec.triggers(), reasoning, &strip, false), family: FamilySpec::Named(spec) }
+}
+
+/// `function<｜tool▁sep｜>` after a DeepSeek call-open marker: the V3 header.
+const DEEPSEEK_V3_HEAD: After = After::Then(&["function"], &After::Then(named::DEEPSEEK_SEPS, &After::Any));
+/// `NAME<｜tool▁sep｜>` after a DeepSeek call-open marker: the V3.1 header.
+const DEEPSEEK_V31_HEAD: After = After::NameThen(named::DEEPSEEK_SEPS);
+
+/// mistral_v13, mistral_v11 (after mistral_array, which owns `[TOOL_CALLS][`), deepseek_v3,
+/// deepseek_v31 (told apart by the call header), kimi_k2, functionary_v31, functionary_v32,
+/// inkling.
+fn named_formats() -> Vec<Format> {
+    vec![
+        named_format("mistral_v13", "Magistral-2509, Ministral-3, Devstral-2, Mistral-Small-4, Medium-3.5",
+            After::NameThen(&["[ARGS]"]), named::MISTRAL, &[], &[("[THINK]", "[/THINK]")]),
+        named_format("mistral_v11", "Mistral-Small-3.2, Magistral-2506/2507", After::NameThen(&["[CALL_ID]"]), named::MISTRAL, &[],
+            &[("[THINK]", "[/THINK]")]),
+        named_format("deepseek_v3", "DeepSeek-V3, V3-0324, R1, R1-0528, Cogito",
+            After::AnyOf(&[After::Then(named::DEEPSEEK_OPENS, &DEEPSEEK_V3_HEAD), DEEPSEEK_V3_HEAD]), named::DEEPSEEK,
+            named::DEEPSEEK_STRIP, &[THINK]),
+        named_format("deepseek_v31", "DeepSeek-V3.1, V3.1-Terminus, V3.2-Exp",
+            After::AnyOf(&[After::Then(named::DEEPSEEK_OPENS, &DEEPSEEK_V31_HEAD), DEEPSEEK_V31_HEAD]), named::DEEPSEEK,
+            named::DEEPSEEK_STRIP, &[THINK]),
+        named_format("kimi_k2", "Kimi-K2 (Instruct, 0905, Thinking), K2.5 / K2.6", After::Any, named::KIMI, &[], &[THINK]),
+        named_format("functionary_v31", "Functionary v3.1 (Llama-3.1 based)", After::NameThen(&[">{", "> {", ">\n{"]),
+            named::FUNCTIONARY_V31, &[], &[]),
+        named_format("functionary_v32", "Functionary v3.2", After::NameThen(&["\n"]), named::FUNCTIONARY_V32, &[], &[]),
+        named_format("inkling", "Inkling", After::Any, named::INKLING, named::INKLING_STRIP, &[("<|content_thinking|>", "<|end_message|>")]),
     ]
 }
 
@@ -318,7 +416,7 @@ pub static MODEL_TABLE: &[(&str, &str)] = &[
 
 /// The format a model id suggests (only formats that are registered).
 pub fn for_model(model: &str) -> Option<&'static Format> {
-    let m = model.to_ascii_lowercase().replace('_', "-");
+    let m = model.to_ascii_lowercase().replace(['_', ' '], "-");
     let stem = m.rsplit('/').next().unwrap_or(&m);
     MODEL_TABLE.iter().find(|(pat, _)| stem.contains(pat) || m.contains(pat)).and_then(|(_, f)| by_name(f))
 }

@@ -133,6 +133,16 @@ pub struct Scanner {
     ctrl_reported: bool,
 }
 
+/// Bytes that may end a run of ordinary string characters (quotes, backslash, newline).
+static STR_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'\'' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'\n' as usize] = true;
+    t
+};
+
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -280,19 +290,24 @@ impl Scanner {
                 Mode::Str { quote, key, python_raw } => {
                     // Fast path: a run of ordinary characters.
                     let run_start = i;
+                    let mut saw_control = false;
                     while i < bytes.len() {
                         let c = bytes[i];
-                        if c == quote
-                            || c == b'\\'
-                            || c == b'\n' && quote != b'"' && self.dialect == Dialect::Python && !self.triple
+                        if STR_STOP[c as usize]
+                            && (c == quote
+                                || c == b'\\'
+                                || c == b'\n' && quote != b'"' && self.dialect == Dialect::Python && !self.triple)
                         {
                             break;
                         }
+                        saw_control |= c < 0x20;
                         i += 1;
                     }
                     if i > run_start {
                         let part = &input[run_start..i];
-                        self.note_controls(part, run_start);
+                        if saw_control {
+                            self.note_controls(part, run_start);
+                        }
                         if key {
                             self.word.push_str(part);
                         } else {
@@ -1320,5 +1335,37 @@ mod tests {
     fn python_dialect() {
         let (out, _, _) = rewrite("{'a': (1, 2), 'b': None, 'c': 'it\\'s'}", Dialect::Python, true).unwrap();
         assert_eq!(out, r#"{"a":[1,2],"b":null,"c":"it's"}"#);
+    }
+
+    #[test]
+    fn python_strings() {
+        let cases = [
+            (
+                r#"['''a 'b' ""c""''', """x
+y"""]"#,
+                r#"["a 'b' \"\"c\"\"","x\ny"]"#,
+            ),
+            (
+                r#"[r'C:\d\'s', b"\x41\u00e9\U0001F600\a", f'{x}', '']"#,
+                r#"["C:\\d\\'s","Aé😀\u0007","{x}",""]"#,
+            ),
+            (r#"{'t': ("a", "b")}"#, r#"{"t":["a","b"]}"#),
+        ];
+        for (input, want) in cases {
+            for size in [1, 2, 3, 1000] {
+                let mut sc = Scanner::new(Dialect::Python, true, 0);
+                let mut w = JsonWriter::new();
+                let mut pending = String::new();
+                let chars: Vec<char> = input.chars().collect();
+                for chunk in chars.chunks(size) {
+                    pending.extend(chunk.iter());
+                    if let Progress::Partial { consumed } = sc.feed(&pending, &mut w) {
+                        pending.drain(..consumed);
+                    }
+                }
+                assert!(sc.is_done() || sc.finish(&mut w));
+                assert_eq!(w.out, want, "{input} chunk {size}");
+            }
+        }
     }
 }

@@ -15,6 +15,7 @@ pub mod json;
 pub mod marker;
 pub mod parser;
 pub mod repair;
+pub mod schema;
 pub mod tools;
 
 pub use event::{Diagnostic, Event, ParseResult, Repair, ToolCall};

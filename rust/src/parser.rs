@@ -3,7 +3,8 @@
 //!
 //! The whole-text [`parse`] is the streaming path fed once, so the two cannot drift apart.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::emit::{random_seed, Emitter};
 use crate::event::{Event, ParseResult};
@@ -163,6 +164,7 @@ impl StreamParser {
 /// Parses a whole output: the streaming parser fed once.
 pub fn parse(text: &str, opts: Options) -> Result<ParseResult, ParseError> {
     let mut p = StreamParser::new(opts)?;
+    p.out.set_record_events(false);
     p.feed(text)?;
     p.finish()?;
     Ok(p.result())
@@ -254,6 +256,38 @@ impl After {
                     _ => unreachable!(),
                 }
             }
+            After::Then(lits, inner) => {
+                let r = &rest[ws..];
+                let mut wait = false;
+                for lit in lits {
+                    if let Some(after) = r.strip_prefix(lit) {
+                        return inner.accepts(after, eof);
+                    }
+                    if r.len() < lit.len() && lit.starts_with(r) && !eof {
+                        wait = true;
+                    }
+                }
+                if wait {
+                    None
+                } else {
+                    Some(false)
+                }
+            }
+            After::AnyOf(rules) => {
+                let mut wait = false;
+                for rule in rules {
+                    match rule.accepts(rest, eof) {
+                        Some(true) => return Some(true),
+                        None => wait = true,
+                        Some(false) => {}
+                    }
+                }
+                if wait {
+                    None
+                } else {
+                    Some(false)
+                }
+            }
         }
     }
 }
@@ -262,22 +296,27 @@ impl After {
 /// to the first format whose trigger (and what follows it) matches.
 struct Auto {
     prose: Prose,
-    /// For each trigger marker (by prose index): the formats it may start, in priority order.
-    candidates: Vec<Vec<&'static Format>>,
-    bare: Vec<&'static Format>,
+    /// Per trigger marker (by prose index): the formats it may start, in priority order;
+    /// and the formats a bare `{`/`[` at the start may be.
+    tables: Arc<AutoTables>,
     inner: Option<Box<dyn Family>>,
     in_reasoning: bool,
     lenient: bool,
 }
 
-impl Auto {
-    fn new(preferred: Option<&'static Format>, in_reasoning: bool, lenient: bool) -> Self {
+/// Detection tables for one preferred format (or none), built once and shared.
+struct AutoTables {
+    spec: ProseSpec,
+    candidates: Vec<Vec<&'static Format>>,
+    bare: Vec<&'static Format>,
+}
+
+impl AutoTables {
+    fn build(preferred: Option<&'static Format>) -> Self {
         let mut spec = ProseSpec::default();
         let mut candidates: Vec<Vec<&'static Format>> = Vec::new();
         let mut bare = Vec::new();
-        let order = preferred
-            .into_iter()
-            .chain(FORMATS.iter().filter(|f| Some(f.name) != preferred.map(|p| p.name)));
+        let order = preferred.into_iter().chain(FORMATS.iter().filter(|f| Some(f.name) != preferred.map(|p| p.name)));
         for f in order {
             let p = &f.prose;
             for t in &p.triggers {
@@ -306,14 +345,24 @@ impl Auto {
         // Stricter shapes first: `[f(x=1)]` is pythonic before it is a JSON array.
         bare.sort_by_key(|f| f.after != After::PythonList);
         spec.bare_json_at_start = !bare.is_empty();
-        Auto {
-            prose: Prose::new(&spec, in_reasoning),
-            candidates,
-            bare,
-            inner: None,
-            in_reasoning,
-            lenient,
-        }
+        AutoTables { spec, candidates, bare }
+    }
+
+    fn get(preferred: Option<&'static Format>) -> Arc<AutoTables> {
+        static CACHE: OnceLock<Mutex<HashMap<Option<&'static str>, Arc<AutoTables>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+        let mut map = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(preferred.map(|f| f.name)).or_insert_with(|| Arc::new(AutoTables::build(preferred))).clone()
+    }
+}
+
+impl Auto {
+    fn new(preferred: Option<&'static Format>, in_reasoning: bool, lenient: bool) -> Self {
+        let tables = AutoTables::get(preferred);
+        // Start inside a reasoning block only if the preferred format has one (the first
+        // reasoning pair of the tables is the preferred format's).
+        let in_reasoning = in_reasoning && preferred.is_none_or(|p| !p.prose.reasoning.is_empty());
+        Auto { prose: Prose::new(&tables.spec, in_reasoning), tables, inner: None, in_reasoning, lenient }
     }
 
     /// Picks a format among `formats` for the text after a trigger. `Err(())`: need more input.
@@ -352,7 +401,7 @@ impl Family for Auto {
                 ProseStep::Wait { consumed } => return consumed,
                 ProseStep::Trigger { at, len, index } => {
                     let rest = &input[at + len..];
-                    match Self::choose(&self.candidates[index], rest, eof) {
+                    match Self::choose(&self.tables.candidates[index], rest, eof) {
                         Err(()) => return at,
                         Ok(Some(f)) => return self.hand_over(f, input, at, eof, out),
                         Ok(None) => {
@@ -364,7 +413,7 @@ impl Family for Auto {
                     }
                 }
                 ProseStep::BareJson { at } => {
-                    let bare = self.bare.clone();
+                    let bare = self.tables.bare.clone();
                     let mut chosen = None;
                     for f in bare {
                         let rule = if f.after == After::PythonList {

@@ -65,6 +65,14 @@ fn load_cases() -> Vec<Case> {
     cases
 }
 
+/// The peer's parser was initialised with thinking enabled, and the output does begin inside
+/// the reasoning block: it closes a block it never opened.
+fn starts_in_reasoning(case: &Case) -> bool {
+    const PAIRS: &[(&str, &str)] = &[("<think>", "</think>"), ("[THINK]", "[/THINK]"), ("<|channel>", "<channel|>")];
+    case.notes.contains("thinking enabled")
+        && PAIRS.iter().any(|(open, close)| case.output.contains(close) && !case.output.contains(open))
+}
+
 fn options(case: &Case, format: Option<&str>) -> Options {
     Options {
         format: format.map(str::to_string),
@@ -74,7 +82,7 @@ fn options(case: &Case, format: Option<&str>) -> Options {
             .as_ref()
             .map(|t| Arc::new(ToolSet::from_json(t).expect("corpus tools"))),
         repair: true,
-        in_reasoning: case.notes.contains("thinking enabled"),
+        in_reasoning: starts_in_reasoning(case),
         id_seed: Some(42),
     }
 }
@@ -318,4 +326,61 @@ fn corpus_conformance() {
         }
         panic!("{} corpus cases failed", failures.len());
     }
+}
+
+/// Auto-detection: every corpus case whose expected result has calls must give the same
+/// calls with `format = auto` as with its format named, from the text alone or with the
+/// case's model id as a hint. Cases where the text alone is ambiguous and no model id is
+/// given are listed (with the reason) in `AMBIGUOUS_WITHOUT_HINT`.
+const AMBIGUOUS_WITHOUT_HINT: &[(&str, &str)] = &[
+    ("smg/tool_parser_edge_cases/test_multiple_formats_in_text", "JSON in the middle of prose is a call only when generic_json is named"),
+    ("smg/tool_parser_fallback/test_escaped_json_like_content#1", "JSON in the middle of prose is a call only when generic_json is named"),
+    ("smg/tool_parser_json/test_json_array_of_tools", "JSON in the middle of prose is a call only when generic_json is named"),
+    ("smg/tool_parser_json/test_json_extraction_from_text", "JSON in the middle of prose is a call only when generic_json is named"),
+    ("smg/tool_parser_mixed_edge_cases/test_mixed_formats_in_text#1", "JSON in the middle of prose is a call only when generic_json is named"),
+    ("smg/tool_parser_mixed_edge_cases/test_boundary_cases_for_extraction#2", "JSON in the middle of prose is a call only when generic_json is named"),
+    ("smg/tool_parser_mixed_edge_cases/test_mixed_formats_in_text#2", "starts with a bare JSON object, so auto reads it as generic_json; only naming mistral_array ignores it"),
+    ("smg/tool_parser_pythonic/test_pythonic_real_world_llama4", "a pythonic list after prose is a call only when pythonic is named (or the model id says Llama-4)"),
+];
+
+#[test]
+fn auto_detection() {
+    let cases = load_cases();
+    let mut per_format: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let Ok(explicit) = parse(&case.output, options(case, Some(&case.format))) else { continue };
+        if explicit.tool_calls.is_empty() {
+            continue;
+        }
+        let auto = parse(&case.output, options(case, None)).expect("auto parse");
+        let same = auto.tool_calls.len() == explicit.tool_calls.len()
+            && auto.tool_calls.iter().zip(&explicit.tool_calls).all(|(a, b)| a.name == b.name && a.arguments == b.arguments);
+        let entry = per_format.entry(case.format.clone()).or_default();
+        entry.1 += 1;
+        if let Some((_, reason)) = AMBIGUOUS_WITHOUT_HINT.iter().find(|(id, _)| *id == case.id) {
+            assert!(!same, "{} is listed as ambiguous ({reason}) but was detected: remove it", case.id);
+            continue;
+        }
+        if same {
+            entry.0 += 1;
+        } else {
+            failures.push(format!(
+                "{} [{}] model {:?}: auto detected {:?} with {} calls",
+                case.id,
+                case.format,
+                case.model,
+                auto.format,
+                auto.tool_calls.len()
+            ));
+        }
+    }
+    println!("auto-detection, per format (same calls as the named format / cases with calls):");
+    for (f, (ok, n)) in &per_format {
+        println!("  {f:18} {ok:3}/{n:3}");
+    }
+    for f in &failures {
+        println!("MISS {f}");
+    }
+    assert!(failures.is_empty(), "{} cases were not auto-detected", failures.len());
 }

@@ -281,8 +281,8 @@ impl TokenSink for EnvSink<'_> {
                 }
                 el.writer.token(tok, at);
                 if el.started {
-                    let s = el.writer.take();
-                    self.out.args(&s);
+                    self.out.args(&el.writer.out);
+                    el.writer.out.clear();
                 }
                 return;
             }

@@ -4,8 +4,14 @@
 //! which stops at the family's call markers; the family then reads the call syntax.
 
 pub mod envelope;
+pub mod named;
+pub mod gemma;
+pub mod harmony;
 pub mod pythonic;
 pub mod xml;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::emit::{Channel, Emitter};
 use crate::marker::{Find, MarkerSet};
@@ -35,6 +41,14 @@ pub struct ProseSpec {
     pub bare_json_anywhere: bool,
 }
 
+/// Marker sets are built once per distinct marker list and shared by every parser.
+fn compiled(markers: Vec<&'static str>) -> Arc<MarkerSet> {
+    static CACHE: OnceLock<Mutex<HashMap<Vec<&'static str>, Arc<MarkerSet>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    map.entry(markers).or_insert_with_key(|m| Arc::new(MarkerSet::new(m))).clone()
+}
+
 /// What [`Prose::scan`] stopped at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProseStep {
@@ -49,7 +63,7 @@ pub enum ProseStep {
 /// Streams content and reasoning text and stops at call markers.
 #[derive(Debug, Clone)]
 pub struct Prose {
-    set: MarkerSet,
+    set: Arc<MarkerSet>,
     n_triggers: usize,
     n_reasoning: usize,
     /// Index of the open reasoning block, if inside one.
@@ -58,24 +72,27 @@ pub struct Prose {
     bare_json_anywhere: bool,
     /// Non-space content has been seen (so bare JSON is no longer "at the start").
     seen_content: bool,
+    /// Per reasoning block: its close marker is also a dropped token.
+    close_is_strip: Vec<bool>,
 }
 
 impl Prose {
     /// `in_reasoning`: the output starts inside the first reasoning block (thinking models
     /// whose template opens it in the prompt).
     pub fn new(spec: &ProseSpec, in_reasoning: bool) -> Self {
-        let mut markers: Vec<&str> = spec.triggers.clone();
+        let mut markers: Vec<&'static str> = spec.triggers.clone();
         markers.extend(spec.reasoning.iter().map(|r| r.0));
         markers.extend(spec.reasoning.iter().map(|r| r.1));
         markers.extend(spec.strip.iter().copied());
         Prose {
-            set: MarkerSet::new(&markers),
+            set: compiled(markers),
             n_triggers: spec.triggers.len(),
             n_reasoning: spec.reasoning.len(),
             open_reasoning: (in_reasoning && !spec.reasoning.is_empty()).then_some(0),
             bare_json_at_start: spec.bare_json_at_start,
             bare_json_anywhere: spec.bare_json_anywhere,
             seen_content: false,
+            close_is_strip: spec.reasoning.iter().map(|r| spec.strip.contains(&r.1)).collect(),
         }
     }
 
@@ -115,7 +132,12 @@ impl Prose {
                 let ws_end = crate::marker::skip_ws(input, pos);
                 if ws_end < input.len() {
                     let b = input.as_bytes()[ws_end];
-                    if b == b'{' || b == b'[' {
+                    // A marker starting with the bracket (`[TOOL_CALLS]`) is not bare JSON.
+                    let marker_here = || match self.set.find(input, ws_end, eof) {
+                        Find::Found { at, .. } | Find::Partial { at } => at == ws_end,
+                        Find::None => false,
+                    };
+                    if (b == b'{' || b == b'[') && !marker_here() {
                         self.emit(out, &input[pos..ws_end]);
                         return ProseStep::BareJson { at: ws_end };
                     }
@@ -167,8 +189,11 @@ impl Prose {
                     if index < nt + nr {
                         self.open_reasoning = Some(index - nt);
                     } else if index < nt + 2 * nr {
-                        // A close marker with no open block: plain text.
-                        self.emit(out, &input[at..at + len]);
+                        // A close marker with no open block: plain text, unless it is also a
+                        // dropped token (inkling's `<|end_message|>` ends every frame).
+                        if !self.close_is_strip[index - nt - nr] {
+                            self.emit(out, &input[at..at + len]);
+                        }
                     }
                     // Otherwise a dropped token (end-of-turn, text wrapper): skip it.
                     pos = at + len;

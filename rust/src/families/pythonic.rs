@@ -225,7 +225,11 @@ impl Pythonic {
     }
 
     fn open_region(&mut self, close: Option<&'static str>, start: usize) {
-        self.region = Region { close, start, ..Region::default() };
+        self.region = Region {
+            close,
+            start,
+            ..Region::default()
+        };
         self.call = Call::default();
     }
 
@@ -325,7 +329,15 @@ impl Pythonic {
             .and_then(|p| p.as_object())
             .and_then(|m| m.keys().nth(i).cloned());
         if self.call.open {
-            out.diag("positional_argument", at, at, format!("a positional argument was given the key {:?}", from_schema.as_deref().unwrap_or("arg")));
+            out.diag(
+                "positional_argument",
+                at,
+                at,
+                format!(
+                    "a positional argument was given the key {:?}",
+                    from_schema.as_deref().unwrap_or("arg")
+                ),
+            );
         }
         from_schema.unwrap_or_else(|| format!("arg{i}"))
     }
@@ -402,7 +414,10 @@ impl Pythonic {
             },
             State::Open | State::BeforeCall => {
                 let mut i = pos;
-                while i < bytes.len() && (bytes[i].is_ascii_whitespace() || (self.state == State::BeforeCall && matches!(bytes[i], b',' | b';'))) {
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_whitespace()
+                        || (self.state == State::BeforeCall && matches!(bytes[i], b',' | b';')))
+                {
                     i += 1;
                 }
                 self.take(&input[pos..i], out);
@@ -557,7 +572,12 @@ impl Pythonic {
                     self.start_value(out.base + i);
                     return Flow::Go(i);
                 }
-                out.diag("unclosed_call", out.base + i, out.base + i, "a call's ')' is missing; closed it");
+                out.diag(
+                    "unclosed_call",
+                    out.base + i,
+                    out.base + i,
+                    "a call's ')' is missing; closed it",
+                );
                 self.end_call(out);
                 self.state = State::AfterCall;
                 Flow::Go(i)
@@ -580,28 +600,29 @@ impl Pythonic {
                 Flow::Go(i)
             }
             State::AfterKey => {
+                // Spaces after the identifier are kept with it (a positional value reads them).
                 let mut i = pos;
-                while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+                while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') && self.word.len() <= 2 * MAX_NAME {
                     i += 1;
                 }
+                self.word.push_str(&input[pos..i]);
+                self.take(&input[pos..i], out);
                 if i >= bytes.len() && !eof {
-                    self.take(&input[pos..i], out);
                     return Flow::Stop(i);
                 }
                 if i < bytes.len() && (bytes[i] == b'=' || bytes[i] == b':') && bytes.get(i + 1) != Some(&b'=') {
-                    if bytes[i] == b'=' && i + 1 >= bytes.len() && !eof {
-                        // `==` is a comparison, not a keyword: wait for the next byte.
-                        self.take(&input[pos..i], out);
+                    if i + 1 >= bytes.len() && !eof {
+                        // `==` and `:=` are not keywords: wait for the next byte.
                         return Flow::Stop(i);
                     }
-                    self.take(&input[pos..i + 1], out);
-                    let key = std::mem::take(&mut self.word);
-                    self.write_key(&key, out);
+                    self.take(&input[i..i + 1], out);
+                    let word = std::mem::take(&mut self.word);
+                    self.write_key(word.trim_end(), out);
                     self.start_value(out.base + i + 1);
                     return Flow::Go(i + 1);
                 }
-                // A bare positional value (`True`, a name); the spaces are part of it.
-                self.positional_word(pos, out)
+                // A bare positional value (`True`, a name).
+                self.positional_word(i, out)
             }
             State::Value => {
                 let Some(mut sc) = self.scanner.take() else {
@@ -641,7 +662,12 @@ impl Pythonic {
                         let s = self.val.close_text();
                         if self.call.open {
                             out.args(&s);
-                            out.diag("invalid_value", at, at, "an argument value could not be read; closed it");
+                            out.diag(
+                                "invalid_value",
+                                at,
+                                at,
+                                "an argument value could not be read; closed it",
+                            );
                         }
                         self.state = State::AfterValue;
                         Flow::Go(pos + consumed)
@@ -676,7 +702,12 @@ impl Pythonic {
                         Flow::Go(i + 1)
                     }
                     _ => {
-                        out.diag("missing_comma", out.base + i, out.base + i, "inserted a missing ',' between arguments");
+                        out.diag(
+                            "missing_comma",
+                            out.base + i,
+                            out.base + i,
+                            "inserted a missing ',' between arguments",
+                        );
                         self.state = State::BeforeArg;
                         Flow::Go(i)
                     }
@@ -723,7 +754,12 @@ impl Pythonic {
                     return Flow::Go(i);
                 }
                 if self.region.list {
-                    out.diag("unclosed_list", out.base + i, out.base + i, "a call list's ']' is missing");
+                    out.diag(
+                        "unclosed_list",
+                        out.base + i,
+                        out.base + i,
+                        "a call list's ']' is missing",
+                    );
                 }
                 self.close_region(out);
                 Flow::Go(i)
@@ -760,7 +796,10 @@ impl Pythonic {
                     return Flow::Go(pos);
                 };
                 let progress = {
-                    let mut sink = JsonSink { st: &mut self.json, out };
+                    let mut sink = JsonSink {
+                        st: &mut self.json,
+                        out,
+                    };
                     sc.feed(&input[pos..], &mut sink)
                 };
                 out.diags(sc.repairs.drain(..));
@@ -776,7 +815,10 @@ impl Pythonic {
                             return Flow::Stop(pos + consumed);
                         }
                         {
-                            let mut sink = JsonSink { st: &mut self.json, out };
+                            let mut sink = JsonSink {
+                                st: &mut self.json,
+                                out,
+                            };
                             sc.finish(&mut sink);
                         }
                         out.diags(sc.repairs.drain(..));
@@ -840,7 +882,9 @@ enum Args {
     #[default]
     NotSeen,
     /// The arguments object is being written; its tokens arrive at `depth` and deeper.
-    Object { depth: usize },
+    Object {
+        depth: usize,
+    },
     /// Arguments given as a JSON-encoded string.
     Encoded,
     Done,
@@ -936,7 +980,12 @@ impl JsonSink<'_> {
         if el.started {
             self.out.end_call();
         } else {
-            self.out.diag("not_a_call", el.start, at, "a JSON element that is not a usable call was kept as content");
+            self.out.diag(
+                "not_a_call",
+                el.start,
+                at,
+                "a JSON element that is not a usable call was kept as content",
+            );
             let text = el.shadow.take();
             self.out.text(Channel::Content, &text);
         }
@@ -965,7 +1014,10 @@ impl TokenSink for JsonSink<'_> {
         };
         let Some(el) = self.st.el.as_mut() else {
             if depth_before == elem_depth && tok == Token::BeginObject {
-                let mut el = Elem { start: at, ..Elem::default() };
+                let mut el = Elem {
+                    start: at,
+                    ..Elem::default()
+                };
                 el.shadow.token(Token::BeginObject, at);
                 self.st.el = Some(el);
             }
@@ -1037,7 +1089,9 @@ impl TokenSink for JsonSink<'_> {
                 match (role, &tok) {
                     (Role::Name, Token::BeginString) => el.collecting = Some(Role::Name),
                     (Role::Args, Token::BeginObject) => {
-                        el.args = Args::Object { depth: depth_before + 1 };
+                        el.args = Args::Object {
+                            depth: depth_before + 1,
+                        };
                         el.closers.push(b'}');
                         el.writer.token(Token::BeginObject, at);
                         self.try_start();
@@ -1083,7 +1137,11 @@ mod tests {
             match (out.last_mut(), e) {
                 (Some(Event::Content(a)), Event::Content(b)) => a.push_str(&b),
                 (Some(Event::Reasoning(a)), Event::Reasoning(b)) => a.push_str(&b),
-                (Some(Event::ToolCallArgs { index: i, text: a }), Event::ToolCallArgs { index: j, text: b }) if *i == j => a.push_str(&b),
+                (Some(Event::ToolCallArgs { index: i, text: a }), Event::ToolCallArgs { index: j, text: b })
+                    if *i == j =>
+                {
+                    a.push_str(&b)
+                }
                 (_, e) => out.push(e),
             }
         }
@@ -1115,7 +1173,10 @@ mod tests {
     }
 
     fn calls(r: &ParseResult) -> Vec<(String, String)> {
-        r.tool_calls.iter().map(|c| (c.name.clone(), c.arguments.clone())).collect()
+        r.tool_calls
+            .iter()
+            .map(|c| (c.name.clone(), c.arguments.clone()))
+            .collect()
     }
 
     fn one(name: &str, args: &str) -> Vec<(String, String)> {
@@ -1127,12 +1188,23 @@ mod tests {
         let r = check("pythonic", None, r#"[get_weather(city="Paris", days=3)]"#);
         assert_eq!(calls(&r), one("get_weather", r#"{"city":"Paris","days":3}"#));
         assert_eq!(r.content, None);
-        let r = check("olmo3", None, "<function_calls>get_weather(location=\"SF\")\nget_time(timezone=\"PST\")</function_calls>");
+        let r = check(
+            "olmo3",
+            None,
+            "<function_calls>get_weather(location=\"SF\")\nget_time(timezone=\"PST\")</function_calls>",
+        );
         assert_eq!(
             calls(&r),
-            vec![("get_weather".into(), r#"{"location":"SF"}"#.into()), ("get_time".into(), r#"{"timezone":"PST"}"#.into())]
+            vec![
+                ("get_weather".into(), r#"{"location":"SF"}"#.into()),
+                ("get_time".into(), r#"{"timezone":"PST"}"#.into())
+            ]
         );
-        let r = check("lfm2", None, r#"<|tool_call_start|>[get_weather(location="Paris")]<|tool_call_end|>"#);
+        let r = check(
+            "lfm2",
+            None,
+            r#"<|tool_call_start|>[get_weather(location="Paris")]<|tool_call_end|>"#,
+        );
         assert_eq!(calls(&r), one("get_weather", r#"{"location":"Paris"}"#));
         assert_eq!(r.content, None);
     }
@@ -1146,9 +1218,16 @@ mod tests {
         );
         assert_eq!(
             calls(&r),
-            one("f", r#"{"a":"x","b":"y\n","c":"multi \"line\" ","d":"C:\\dir\\'s","e":[1,2.50,-3],"f":{"k":[true,null]},"g":1e3,"h":"Aé"}"#)
+            one(
+                "f",
+                r#"{"a":"x","b":"y\n","c":"multi \"line\" ","d":"C:\\dir\\'s","e":[1,2.50,-3],"f":{"k":[true,null]},"g":1e3,"h":"Aé"}"#
+            )
         );
-        let r = check("olmo3", None, "<function_calls>f(t=true, n=null, s=\"\"\"a\nb\"\"\")</function_calls>");
+        let r = check(
+            "olmo3",
+            None,
+            "<function_calls>f(t=true, n=null, s=\"\"\"a\nb\"\"\")</function_calls>",
+        );
         assert_eq!(calls(&r), one("f", r#"{"t":true,"n":null,"s":"a\nb"}"#));
     }
 
@@ -1156,7 +1235,10 @@ mod tests {
     fn prose_around_calls() {
         let text = "Sure.\n\n[a(x=1),\n b()]\n\nDone [not a call] here.";
         let r = check("pythonic", None, text);
-        assert_eq!(calls(&r), vec![("a".into(), r#"{"x":1}"#.into()), ("b".into(), "{}".into())]);
+        assert_eq!(
+            calls(&r),
+            vec![("a".into(), r#"{"x":1}"#.into()), ("b".into(), "{}".into())]
+        );
         assert_eq!(r.content.as_deref(), Some("Sure.\n\n\n\nDone [not a call] here."));
         let r = check("pythonic", None, "x <|python_start|>[f(q='a')]<|python_end|> y");
         assert_eq!(calls(&r), one("f", r#"{"q":"a"}"#));
@@ -1175,20 +1257,42 @@ mod tests {
     #[test]
     fn unknown_tool_stays_content() {
         let tools = r#"[{"type":"function","function":{"name":"get_weather","parameters":{}}}]"#;
-        let r = check("lfm2", Some(tools), "Hi <|tool_call_start|>[nope(x=1)]<|tool_call_end|>");
+        let r = check(
+            "lfm2",
+            Some(tools),
+            "Hi <|tool_call_start|>[nope(x=1)]<|tool_call_end|>",
+        );
         assert!(r.tool_calls.is_empty());
-        assert_eq!(r.content.as_deref(), Some("Hi <|tool_call_start|>[nope(x=1)]<|tool_call_end|>"));
-        let r = check("lfm2", Some(tools), "<|tool_call_start|>[get_weather(city='a'), nope(x=1)]<|tool_call_end|>");
+        assert_eq!(
+            r.content.as_deref(),
+            Some("Hi <|tool_call_start|>[nope(x=1)]<|tool_call_end|>")
+        );
+        let r = check(
+            "lfm2",
+            Some(tools),
+            "<|tool_call_start|>[get_weather(city='a'), nope(x=1)]<|tool_call_end|>",
+        );
         assert_eq!(calls(&r), one("get_weather", r#"{"city":"a"}"#));
         assert_eq!(r.content.as_deref(), Some("nope(x=1)"));
     }
 
     #[test]
     fn lfm2_json_variant() {
-        let r = check("lfm2", None, r#"<|tool_call_start|>[{"name": "a", "arguments": {"x": [1, {"y": 2}]}}, {"arguments": {}, "name": "b"}]<|tool_call_end|>ok"#);
-        assert_eq!(calls(&r), vec![("a".into(), r#"{"x":[1,{"y":2}]}"#.into()), ("b".into(), "{}".into())]);
+        let r = check(
+            "lfm2",
+            None,
+            r#"<|tool_call_start|>[{"name": "a", "arguments": {"x": [1, {"y": 2}]}}, {"arguments": {}, "name": "b"}]<|tool_call_end|>ok"#,
+        );
+        assert_eq!(
+            calls(&r),
+            vec![("a".into(), r#"{"x":[1,{"y":2}]}"#.into()), ("b".into(), "{}".into())]
+        );
         assert_eq!(r.content.as_deref(), Some("ok"));
-        let r = check("lfm2", None, r#"<|tool_call_start|>{"name": "a", "arguments": "{\"x\": 1}"}<|tool_call_end|>"#);
+        let r = check(
+            "lfm2",
+            None,
+            r#"<|tool_call_start|>{"name": "a", "arguments": "{\"x\": 1}"}<|tool_call_end|>"#,
+        );
         assert_eq!(calls(&r), one("a", r#"{"x":1}"#));
     }
 
@@ -1205,9 +1309,19 @@ mod tests {
         assert!(r.tool_calls.is_empty() && r.content.is_none());
         let r = check("olmo3", None, "<function_calls>not a call</function_calls>");
         assert!(r.tool_calls.is_empty());
-        assert_eq!(r.content.as_deref(), Some("<function_calls>not a call</function_calls>"));
+        assert_eq!(
+            r.content.as_deref(),
+            Some("<function_calls>not a call</function_calls>")
+        );
         // Hostile input: everything is consumed, nothing panics, chunkings agree.
-        for text in ["[f(((((", "[f(a=\"\"\"", "[f(a=r'\\", "<|tool_call_start|>[{", "[f(x=1]<|tool_call_end|>", "[a(b=c(d=e))]"] {
+        for text in [
+            "[f(((((",
+            "[f(a=\"\"\"",
+            "[f(a=r'\\",
+            "<|tool_call_start|>[{",
+            "[f(x=1]<|tool_call_end|>",
+            "[a(b=c(d=e))]",
+        ] {
             check("pythonic", None, text);
             check("lfm2", None, text);
         }
@@ -1215,7 +1329,11 @@ mod tests {
 
     #[test]
     fn reasoning_is_not_a_call() {
-        let r = check("lfm2", None, "<think>maybe <|tool_call_start|>[x()]<|tool_call_end|></think>A<|tool_call_start|>[y()]<|tool_call_end|>");
+        let r = check(
+            "lfm2",
+            None,
+            "<think>maybe <|tool_call_start|>[x()]<|tool_call_end|></think>A<|tool_call_start|>[y()]<|tool_call_end|>",
+        );
         assert_eq!(calls(&r), one("y", "{}"));
         assert_eq!(r.content.as_deref(), Some("A"));
         assert!(r.reasoning.is_some_and(|s| s.contains("[x()]")));
@@ -1223,11 +1341,17 @@ mod tests {
 
     #[test]
     fn auto_detects_a_leading_python_list() {
-        let o = Options { id_seed: Some(1), ..Options::default() };
+        let o = Options {
+            id_seed: Some(1),
+            ..Options::default()
+        };
         let r = parse(r#"[get_weather(city="x")]"#, o).expect("parse");
         assert_eq!(r.format, Some("pythonic"));
         assert_eq!(calls(&r), one("get_weather", r#"{"city":"x"}"#));
-        let o = Options { id_seed: Some(1), ..Options::default() };
+        let o = Options {
+            id_seed: Some(1),
+            ..Options::default()
+        };
         let r = parse(r#"[{"name": "a", "arguments": {}}]"#, o).expect("parse");
         assert_eq!(r.format, Some("generic_json"));
         for (text, format) in [
@@ -1235,7 +1359,10 @@ mod tests {
             ("<|tool_call_start|>[f(a=1)]<|tool_call_end|>", "lfm2"),
             ("<|python_start|>[f(a=1)]<|python_end|>", "pythonic"),
         ] {
-            let o = Options { id_seed: Some(1), ..Options::default() };
+            let o = Options {
+                id_seed: Some(1),
+                ..Options::default()
+            };
             let r = parse(text, o).expect("parse");
             assert_eq!(r.format, Some(format), "{text}");
             assert_eq!(calls(&r), one("f", r#"{"a":1}"#), "{text}");

@@ -19,7 +19,8 @@
 //! The call starts (and its `{` is emitted) as soon as the name is complete. Text of a
 //! section that turns out not to hold a call is content, verbatim.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::emit::{Channel, Emitter};
 use crate::families::{Family, Prose, ProseStep};
@@ -153,6 +154,73 @@ fn owned(ms: &[&str]) -> Vec<String> {
     ms.iter().map(|s| s.to_string()).collect()
 }
 
+/// The marker sets the states search.
+#[derive(Debug)]
+struct Sets {
+    between: Markers,
+    in_call: Markers,
+    value_end: Markers,
+    body_end: Markers,
+    pass: Markers,
+    skip: Markers,
+}
+
+impl Sets {
+    fn build(spec: &XmlSpec) -> Self {
+        let section_opens: Vec<String> = spec.sections.iter().map(|s| s.0.to_string()).collect();
+        let section_closes: Vec<String> = spec.sections.iter().map(|s| s.1.to_string()).collect();
+        let call_opens = spec.call.map(|c| owned(c.opens)).unwrap_or_default();
+        let call_closes = spec.call.map(|c| owned(c.closes)).unwrap_or_default();
+        let param_opens = owned(spec.param.opens);
+        // As a value terminator (a missing close), an attribute-style opener must be
+        // followed by a space: `<parameter ` ends a value, `<parameters>` does not.
+        let param_opens_in_value: Vec<String> = match spec.param.name {
+            NameIn::Attr(_) => param_opens.iter().map(|o| format!("{o} ")).collect(),
+            NameIn::Whole => param_opens.clone(),
+        };
+        Sets {
+            between: Markers::new(&[
+                (K::CallOpen, call_opens),
+                (K::SectionClose, section_closes.clone()),
+                (K::Filler, owned(spec.fillers)),
+            ]),
+            in_call: Markers::new(&[
+                (K::ParamOpen, param_opens),
+                (K::CallClose, call_closes.clone()),
+                (K::SectionClose, section_closes.clone()),
+            ]),
+            value_end: Markers::new(&[
+                (K::ParamClose, owned(spec.param.closes)),
+                (K::ParamOpen, param_opens_in_value),
+                (K::CallClose, call_closes.clone()),
+                (K::SectionClose, section_closes.clone()),
+            ]),
+            body_end: Markers::new(&[
+                (K::CallClose, call_closes.clone()),
+                (K::SectionClose, section_closes.clone()),
+            ]),
+            pass: Markers::new(&[
+                (K::SectionClose, section_closes.clone()),
+                (K::SectionOpen, section_opens.clone()),
+            ]),
+            skip: Markers::new(&[
+                (K::CallClose, call_closes),
+                (K::SectionClose, section_closes),
+                (K::SectionOpen, section_opens),
+            ]),
+        }
+    }
+
+    /// The sets of a registered (static) spec, built on first use and shared.
+    fn for_spec(spec: &'static XmlSpec) -> Arc<Sets> {
+        static CACHE: OnceLock<Mutex<HashMap<usize, Arc<Sets>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+        let mut map = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = spec as *const XmlSpec as usize;
+        map.entry(key).or_insert_with(|| Arc::new(Sets::build(spec))).clone()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Prose,
@@ -195,12 +263,8 @@ pub struct Xml {
     prose: Prose,
     state: State,
     lenient: bool,
-    between: Markers,
-    in_call: Markers,
-    value_end: Markers,
-    body_end: Markers,
-    pass: Markers,
-    skip: Markers,
+    /// The marker sets of each state (built once per format).
+    m: Arc<Sets>,
     /// Section text not yet part of a started call (content if no call comes of it).
     raw: String,
     /// A call of the current section was started.
@@ -219,12 +283,18 @@ pub struct Xml {
     /// Non-space text was seen inside the call (a JSON body can only come first).
     body_seen: bool,
     junk_noted: bool,
+    /// Between calls after a call: whitespace since the last marker, and whether stray
+    /// text (content) is being copied.
+    gap: String,
+    stray_open: bool,
     // The open value.
     vmode: VMode,
     v_started: bool,
     v_ws: String,
     v_ent: String,
     v_held: String,
+    /// Infer: the held text ends with whitespace.
+    v_tail_ws: bool,
     v_start: usize,
     // JSON body.
     scanner: Option<Scanner>,
@@ -277,51 +347,12 @@ impl BodySink {
 
 impl Xml {
     pub fn new(spec: &'static XmlSpec, prose: Prose, lenient: bool) -> Self {
-        let section_opens: Vec<String> = spec.sections.iter().map(|s| s.0.to_string()).collect();
-        let section_closes: Vec<String> = spec.sections.iter().map(|s| s.1.to_string()).collect();
-        let call_opens = spec.call.map(|c| owned(c.opens)).unwrap_or_default();
-        let call_closes = spec.call.map(|c| owned(c.closes)).unwrap_or_default();
-        let param_opens = owned(spec.param.opens);
-        // As a value terminator (a missing close), an attribute-style opener must be
-        // followed by a space: `<parameter ` ends a value, `<parameters>` does not.
-        let param_opens_in_value: Vec<String> = match spec.param.name {
-            NameIn::Attr(_) => param_opens.iter().map(|o| format!("{o} ")).collect(),
-            NameIn::Whole => param_opens.clone(),
-        };
         Xml {
             spec,
             prose,
             state: State::Prose,
             lenient,
-            between: Markers::new(&[
-                (K::CallOpen, call_opens),
-                (K::SectionClose, section_closes.clone()),
-                (K::Filler, owned(spec.fillers)),
-            ]),
-            in_call: Markers::new(&[
-                (K::ParamOpen, param_opens),
-                (K::CallClose, call_closes.clone()),
-                (K::SectionClose, section_closes.clone()),
-            ]),
-            value_end: Markers::new(&[
-                (K::ParamClose, owned(spec.param.closes)),
-                (K::ParamOpen, param_opens_in_value),
-                (K::CallClose, call_closes.clone()),
-                (K::SectionClose, section_closes.clone()),
-            ]),
-            body_end: Markers::new(&[
-                (K::CallClose, call_closes.clone()),
-                (K::SectionClose, section_closes.clone()),
-            ]),
-            pass: Markers::new(&[
-                (K::SectionClose, section_closes.clone()),
-                (K::SectionOpen, section_opens.clone()),
-            ]),
-            skip: Markers::new(&[
-                (K::CallClose, call_closes),
-                (K::SectionClose, section_closes),
-                (K::SectionOpen, section_opens),
-            ]),
+            m: Sets::for_spec(spec),
             raw: String::new(),
             committed: false,
             tag: String::new(),
@@ -334,11 +365,14 @@ impl Xml {
             args_closed: false,
             body_seen: false,
             junk_noted: false,
+            gap: String::new(),
+            stray_open: false,
             vmode: VMode::Str,
             v_started: false,
             v_ws: String::new(),
             v_ent: String::new(),
             v_held: String::new(),
+            v_tail_ws: false,
             v_start: 0,
             scanner: None,
             body: BodySink::default(),
@@ -422,6 +456,12 @@ impl Xml {
         let e = end.as_bytes();
         let mut i = pos;
         while i < b.len() {
+            if self.tag.len() + (i - pos) > MAX_TAG && input.is_char_boundary(i) {
+                // Too long for a tag: given up at a fixed byte, whatever the chunking.
+                self.tag.push_str(&input[pos..i]);
+                *consumed = i;
+                return Err(());
+            }
             let c = b[i];
             if let Some(q) = self.quote {
                 if c == q {
@@ -441,16 +481,12 @@ impl Xml {
                 if rest.len() >= e.len() {
                     if rest.starts_with(e) {
                         self.tag.push_str(&input[pos..i]);
-                        return if self.tag.len() > MAX_TAG {
-                            Err(())
-                        } else {
-                            Ok(Some(i + e.len()))
-                        };
+                        return Ok(Some(i + e.len()));
                     }
                 } else if e.starts_with(rest) && !eof {
                     self.tag.push_str(&input[pos..i]);
                     *consumed = i;
-                    return if self.tag.len() > MAX_TAG { Err(()) } else { Ok(None) };
+                    return Ok(None);
                 }
             }
             if !c.is_ascii_whitespace() {
@@ -460,7 +496,7 @@ impl Xml {
         }
         self.tag.push_str(&input[pos..]);
         *consumed = input.len();
-        if eof || self.tag.len() > MAX_TAG {
+        if eof {
             Err(())
         } else {
             Ok(None)
@@ -517,6 +553,8 @@ impl Xml {
         }
         self.args_closed = true;
         self.scanner = None;
+        self.gap.clear();
+        self.stray_open = false;
         out.end_call();
     }
 
@@ -569,6 +607,7 @@ impl Xml {
         self.v_ws.clear();
         self.v_ent.clear();
         self.v_held.clear();
+        self.v_tail_ws = false;
         self.v_start = at;
     }
 
@@ -603,7 +642,26 @@ impl Xml {
                 let keep = match first {
                     b'{' | b'[' => self.spec.infer == Infer::Json,
                     b'"' => false,
-                    _ => scalar_prefix(t.trim_end()),
+                    // Longer than any literal: only a number can still match, and only the
+                    // new text needs looking at (no quadratic rescans of long digit runs).
+                    _ if t.len().saturating_sub(s.len()) > 16 => {
+                        let mut tail_ws = self.v_tail_ws;
+                        let ok = s.bytes().all(|b| {
+                            if b.is_ascii_whitespace() {
+                                tail_ws = true;
+                                true
+                            } else {
+                                !tail_ws && (b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+                            }
+                        });
+                        self.v_tail_ws = tail_ws;
+                        ok
+                    }
+                    _ => {
+                        let body = t.trim_end();
+                        self.v_tail_ws = body.len() < t.len();
+                        scalar_prefix(body)
+                    }
                 };
                 if keep && matches!(first, b'{' | b'[') {
                     self.vmode = VMode::InferContainer;
@@ -702,6 +760,7 @@ impl Xml {
     /// Ends a JSON body: closes what is open; the arguments object is then complete.
     fn body_end(&mut self, out: &mut Emitter, finish: bool) {
         if let Some(mut sc) = self.scanner.take() {
+            let at = sc.offset();
             let ok = sc.is_done() || (finish && sc.finish(&mut self.body));
             out.diags(sc.repairs.drain(..));
             self.body_write(out);
@@ -710,8 +769,8 @@ impl Xml {
                 out.args(&tail);
                 out.diag(
                     "truncated_arguments",
-                    out.base,
-                    out.base,
+                    at,
+                    at,
                     "invalid JSON cut a call's arguments short",
                 );
             }
@@ -756,7 +815,14 @@ fn infer_scalar(t: &str) -> Option<String> {
     if let Some((_, v)) = LITERALS.iter().find(|(l, _)| *l == t) {
         return Some(v.to_string());
     }
-    json::normalize_number(t).filter(|n| n == t)
+    // Integers must fit 64 bits and other numbers a finite double: longer digit runs
+    // (ids, card numbers) would lose precision in clients, so they stay strings.
+    let fits = if t.contains(['.', 'e', 'E']) {
+        t.parse::<f64>().is_ok_and(f64::is_finite)
+    } else {
+        t.parse::<i64>().is_ok() || t.parse::<u64>().is_ok()
+    };
+    json::normalize_number(t).filter(|n| n == t && fits)
 }
 
 /// Length of a trailing `&…` that may still become an entity.
@@ -889,31 +955,45 @@ impl Family for Xml {
                     ProseStep::Wait { consumed } => return consumed,
                 },
                 State::Between => {
-                    let hit = self.between.find(input, pos, eof);
+                    let hit = self.m.between.find(input, pos, eof);
                     let upto = match hit {
                         Hit::Found { at, .. } | Hit::Partial { at } => at,
                         Hit::None => input.len(),
                     };
                     let text = &input[pos..upto];
-                    if let Some(k) = text.find(|c: char| !c.is_whitespace()) {
-                        // Text that is not a call.
+                    if self.committed {
+                        // After a call, text between calls that is not markup is content;
+                        // the whitespace just before it goes with it.
+                        if self.stray_open {
+                            self.content(out, text);
+                        } else if text.contains(|c: char| !c.is_whitespace()) {
+                            let mut gap = std::mem::take(&mut self.gap);
+                            gap.push_str(text);
+                            self.content(out, &gap);
+                            self.raw.clear();
+                            self.stray_open = true;
+                        } else {
+                            self.gap.push_str(text);
+                        }
+                        pos = upto;
+                        match hit {
+                            Hit::Found { .. } => {
+                                self.stray_open = false;
+                                self.gap.clear();
+                            }
+                            Hit::Partial { at } => return at,
+                            Hit::None => {
+                                if eof {
+                                    self.end_section(out, out.base + pos);
+                                    continue;
+                                }
+                                return pos;
+                            }
+                        }
+                    } else if let Some(k) = text.find(|c: char| !c.is_whitespace()) {
+                        // Text that is not a call: the section is content.
                         self.eat(&text[..k]);
                         pos += k;
-                        if self.committed {
-                            // After a call: stray text is content (whitespace and
-                            // fillers before it are dropped).
-                            let end = upto;
-                            self.raw.clear();
-                            self.content(out, &input[pos..end]);
-                            pos = end;
-                            if matches!(hit, Hit::Found { .. }) {
-                                continue;
-                            }
-                            if eof {
-                                self.end_section(out, out.base + pos);
-                            }
-                            return pos;
-                        }
                         out.diag(
                             "not_a_call",
                             out.base + pos,
@@ -923,7 +1003,9 @@ impl Family for Xml {
                         self.not_a_call(out);
                         continue;
                     }
-                    self.eat(text);
+                    if !self.committed {
+                        self.eat(text);
+                    }
                     pos = upto;
                     match hit {
                         Hit::Found { at, len, kind } => {
@@ -991,6 +1073,12 @@ impl Family for Xml {
                         Err(()) => {
                             self.eat(&input[pos..consumed]);
                             pos = consumed;
+                            out.diag(
+                                "not_a_call",
+                                self.tag_start,
+                                out.base + pos,
+                                "an unfinished or overlong call tag was kept as content",
+                            );
                             self.not_a_call(out);
                         }
                     }
@@ -1043,7 +1131,7 @@ impl Family for Xml {
                     }
                 }
                 State::InCall => {
-                    let hit = self.in_call.find(input, pos, eof);
+                    let hit = self.m.in_call.find(input, pos, eof);
                     let upto = match hit {
                         Hit::Found { at, .. } | Hit::Partial { at } => at,
                         Hit::None => input.len(),
@@ -1065,7 +1153,7 @@ impl Family for Xml {
                             out.diag(
                                 "stray_text",
                                 out.base + pos + k,
-                                out.base + upto,
+                                out.base + pos + k,
                                 "text inside a call that is not a parameter was ignored",
                             );
                         }
@@ -1095,8 +1183,10 @@ impl Family for Xml {
                         Hit::Partial { at } => return at,
                         Hit::None => {
                             if eof {
+                                let at = out.base + pos;
+                                out.diag("unclosed_call", at, at, "the output ended inside a call; it was closed");
                                 self.finish_call(out);
-                                self.end_section(out, out.base + pos);
+                                self.end_section(out, at);
                                 continue;
                             }
                             return pos;
@@ -1202,7 +1292,7 @@ impl Family for Xml {
                     }
                 }
                 State::Value => {
-                    let hit = self.value_end.find(input, pos, eof);
+                    let hit = self.m.value_end.find(input, pos, eof);
                     match hit {
                         Hit::Found { at, len, kind } => {
                             self.value_text(out, &input[pos..at]);
@@ -1243,7 +1333,7 @@ impl Family for Xml {
                     }
                 }
                 State::JsonBody => {
-                    let hit = self.body_end.find(input, pos, eof);
+                    let hit = self.m.body_end.find(input, pos, eof);
                     let (upto, ended) = match hit {
                         Hit::Found { at, .. } => (at, true),
                         Hit::Partial { at } => (at, false),
@@ -1278,7 +1368,7 @@ impl Family for Xml {
                         }
                     }
                 }
-                State::Passthrough => match self.pass.find(input, pos, eof) {
+                State::Passthrough => match self.m.pass.find(input, pos, eof) {
                     Hit::Found { at, len, kind } => {
                         if kind == K::SectionClose {
                             self.content(out, &input[pos..at + len]);
@@ -1299,11 +1389,13 @@ impl Family for Xml {
                         return input.len();
                     }
                 },
-                State::SkipCall => match self.skip.find(input, pos, eof) {
+                State::SkipCall => match self.m.skip.find(input, pos, eof) {
                     Hit::Found { at, len, kind } => match kind {
                         K::CallClose => {
                             self.content(out, &input[pos..at + len]);
                             pos = at + len;
+                            self.gap.clear();
+                            self.stray_open = false;
                             self.state = State::Between;
                         }
                         K::SectionClose => {
@@ -1667,6 +1759,16 @@ mod tests {
     }
 
     #[test]
+    fn long_numbers_and_literal_lookalikes() {
+        let digits = "1".repeat(3000);
+        let text = format!("<tool_call>\n<function=f>\n<parameter=a>\n{digits}\n</parameter>\n<parameter=b>  tru{digits}</parameter>\n<parameter=c>{digits} 1</parameter>\n<parameter=d>  {digits}x</parameter>\n</function>\n</tool_call>");
+        let r = check("qwen3_xml", &text);
+        // Too long for a 64-bit integer: kept as a string.
+        let want = format!(r#"{{"a":"{digits}","b":"tru{digits}","c":"{digits} 1","d":"{digits}x"}}"#);
+        assert_eq!(calls(&r), one("f", &want));
+    }
+
+    #[test]
     fn schemaless_inference() {
         let text = "<tool_call>\n<function=f>\n<parameter=a>-1.5e3</parameter>\n<parameter=b>nullable</parameter>\n<parameter=c>[1, 'x',]</parameter>\n<parameter=d>{not json</parameter>\n<parameter=e>\"quoted\"</parameter>\n<parameter=f>True</parameter>\n<parameter=g>2024-12-25</parameter>\n</function>\n</tool_call>";
         let r = check("qwen3_xml", text);
@@ -1852,6 +1954,9 @@ mod tests {
             ("<tool_call>f<arg_key>a</arg_key><arg_value>1</arg_value></tool_call>", "glm47"),
             ("<minimax:tool_call>\n<invoke name=\"f\">\n<parameter name=\"a\">1</parameter>\n</invoke>\n</minimax:tool_call>", "minimax_m2"),
             ("<｜DSML｜function_calls>\n<｜DSML｜invoke name=\"f\">\n<｜DSML｜parameter name=\"a\" string=\"false\">1</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜function_calls>", "deepseek_dsml"),
+            ("<seed:tool_call>\n<function=f>\n<parameter=a>1</parameter>\n</function>\n</seed:tool_call>", "seed_oss"),
+            ("<｜tool_calls_begin｜>\n<｜tool_call_begin｜>function<｜tool_sep｜><steptml:invoke name=\"f\">\n<steptml:parameter name=\"a\">1</steptml:parameter>\n</steptml:invoke><｜tool_call_end｜>\n<｜tool_calls_end｜>", "step3"),
+            ("<|open|>tools<|sep|><|open|>call tool=\"f\" index=\"1\"<|sep|><|open|>argument key=\"a\" type=\"integer\"<|sep|>1<|close|>argument<|sep|><|close|>call<|sep|><|close|>tools<|sep|>", "kimi_k3"),
         ];
         for (text, format) in cases {
             let r = check_with(None, None, &format!("Let me check.\n{text}"));
@@ -1859,5 +1964,49 @@ mod tests {
             assert_eq!(calls(&r), one("f", r#"{"a":1}"#), "{text:?}");
             assert_eq!(r.content.as_deref(), Some("Let me check."));
         }
+    }
+
+    #[test]
+    fn odd_markup_is_read_the_same_whatever_the_chunking() {
+        let long = "x".repeat(700);
+        let texts = [
+            ("qwen3_xml", "<tool_call>\n<function=f>\njunk here\n<parameter=a>1</parameter>\nmore junk<parameter=b>x</parameter></function></tool_call>".to_string()),
+            ("qwen3_xml", format!("<tool_call>\n<function=f>\n<parameter={long}>1</parameter>\n<parameter=b>2</parameter>\n</function>\n</tool_call>")),
+            ("qwen3_xml", "<tool_call>\n<function=f>\n<parameter=a>1</parameter>\n</function>\ntext inside\n<function=g>\n</function>\n</tool_call> after".to_string()),
+            ("qwen3_xml", "<tool_call>\n<tool_call>\n<function=f>\n</function>\n</tool_call>".to_string()),
+            ("minimax_m2", format!("<minimax:tool_call>\n<invoke name=\"{long}\">\n</invoke>\n</minimax:tool_call>")),
+            ("minimax_m2", "<minimax:tool_call>\n<invoke name=\"a>b\" x=\'1\'>\n<parameter name=\"p\">&amp</parameter>\n<parameter name=\"q\">&#x41;&quot</parameter>\n</invoke>\n</minimax:tool_call>".to_string()),
+            ("deepseek_dsml", "<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n{\"a\": [1, 2}}\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>".to_string()),
+            ("deepseek_dsml", "<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n{\"a\": /* c */ 1} trailing\n<｜DSML｜parameter name=\"b\" string=\"true\">x</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>".to_string()),
+            ("glm47", "<tool_call>f<arg_key>a</arg_key>  <arg_value> 1 </arg_value><arg_key>b</arg_key>x<arg_key>c</arg_key></tool_call>".to_string()),
+            ("glm45", "<tool_call>\n  f  \n<arg_key>a</arg_key>\n<arg_value>{\"k\": [1, 2]</arg_value>\n</tool_call>".to_string()),
+            ("step3", "<｜tool_calls_begin｜>\n<｜tool_call_begin｜>function<｜tool_sep｜><steptml:invoke name=\"a\"></steptml:invoke><｜tool_call_end｜>\nstray<｜tool_calls_end｜>".to_string()),
+            ("kimi_k3", "<|open|>tools<|sep|><|open|>call tool=\"f\"<|sep|><|open|>argument key=\"a\" type=\"array\"<|sep|>[1,<|close|>argument<|sep|><|close|>call<|sep|>".to_string()),
+        ];
+        for (format, text) in &texts {
+            let r = check(format, text);
+            for c in &r.tool_calls {
+                let v: serde_json::Value = serde_json::from_str(&c.arguments).expect("JSON");
+                assert!(v.is_object());
+            }
+        }
+    }
+
+    #[test]
+    fn stray_and_overlong_markup() {
+        let r = check(
+            "qwen3_xml",
+            "<tool_call>\n<function=f>\njunk\n<parameter=a>1</parameter>\n</function>\n</tool_call>",
+        );
+        assert_eq!(calls(&r), one("f", r#"{"a":1}"#));
+        assert!(r.diagnostics.iter().any(|d| d.kind == "stray_text"));
+        let long = "k".repeat(600);
+        let r = check("qwen3_xml", &format!("<tool_call>\n<function=f>\n<parameter={long}>1</parameter>\n<parameter=b>2</parameter>\n</function>\n</tool_call>"));
+        assert_eq!(calls(&r), one("f", r#"{"b":2}"#));
+        let r = check(
+            "minimax_m2",
+            "<minimax:tool_call>\n<invoke name=\"a>b\">\n</invoke>\n</minimax:tool_call>",
+        );
+        assert_eq!(calls(&r), one("a>b", "{}"));
     }
 }

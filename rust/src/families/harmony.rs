@@ -1,0 +1,591 @@
+//! OpenAI Harmony (gpt-oss): a sequence of messages
+//! `<|start|>ROLE<|channel|>CHANNEL [to=RECIPIENT] [<|constrain|>json]<|message|>BODY<|end|>`.
+//!
+//! * A message with a recipient `functions.NAME` (in the role header or after the channel) is
+//!   a call; its body is the JSON arguments, read by the shared [`Scanner`] and streamed. It
+//!   ends with `<|call|>`. `<|constrain|>json` may be absent or written ` json`.
+//! * The `analysis` channel is reasoning; `final` and `commentary` (preambles) are content.
+//! * The output may start directly at `<|channel|>` (the prompt ended with
+//!   `<|start|>assistant`). Text outside messages is content.
+//!
+//! A call starts when its first body byte shows a JSON object. A call to an undeclared tool
+//! (tools given) or with a body that is not an object stays content, header included.
+
+use crate::emit::{Channel, Emitter};
+use crate::families::{Family, Prose, ProseSpec, ProseStep};
+use crate::json::{Dialect, JsonWriter, Progress, Scanner, Token, TokenSink};
+use crate::marker::{Find, MarkerSet};
+
+/// Data of the harmony format (the format has no variants; the struct keeps the registry
+/// uniform).
+#[derive(Debug, Clone, Default)]
+pub struct HarmonySpec {}
+
+const START: &str = "<|start|>";
+const CHANNEL: &str = "<|channel|>";
+const MESSAGE: &str = "<|message|>";
+/// Tokens that end a header; the first three end a message and are consumed.
+const ENDS: &[&str] = &["<|end|>", "<|call|>", "<|return|>", START, CHANNEL, MESSAGE];
+/// Tokens that end a body: a message end, or a new message.
+const BODY_ENDS: &[&str] = &["<|end|>", "<|call|>", "<|return|>", START, CHANNEL];
+/// Longest header (role, channel, recipient, constraint) read before it is judged broken.
+const MAX_HEADER: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Prose,
+    /// Reading a header up to `<|message|>`.
+    Header,
+    /// A text body going to a channel.
+    Text(Channel),
+    /// A call's body: waiting for its first non-space byte.
+    CallStart,
+    /// Reading a call's JSON arguments.
+    Call,
+    /// The arguments are complete: the rest of the body is dropped.
+    Skip,
+    /// A message that is not a usable call: its text is content.
+    Passthrough,
+}
+
+/// A JSON sink that records what is open, to close it if the body breaks off.
+#[derive(Debug, Default)]
+struct Args {
+    w: JsonWriter,
+    closers: Vec<u8>,
+    in_string: bool,
+    after_key: bool,
+}
+
+impl TokenSink for Args {
+    fn token(&mut self, tok: Token<'_>, at: usize) {
+        match tok {
+            Token::BeginObject => self.closers.push(b'}'),
+            Token::BeginArray => self.closers.push(b']'),
+            Token::EndObject | Token::EndArray => {
+                self.closers.pop();
+            }
+            Token::BeginString => self.in_string = true,
+            Token::EndString => self.in_string = false,
+            _ => {}
+        }
+        self.after_key = matches!(tok, Token::Key(_));
+        self.w.token(tok, at);
+    }
+}
+
+/// The harmony state machine.
+pub struct Harmony {
+    prose: Prose,
+    header_ends: MarkerSet,
+    body_ends: MarkerSet,
+    lenient: bool,
+    state: State,
+    /// The raw header (from its opening token through `<|message|>`).
+    header: String,
+    /// The header began at `<|channel|>` (no role part).
+    from_channel: bool,
+    header_start: usize,
+    /// The call's name (when the message has a recipient).
+    name: String,
+    scanner: Option<Scanner>,
+    args: Args,
+}
+
+/// What a header says about its message body.
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    Text(Channel),
+    Call(String),
+}
+
+/// Reads a header (without its opening token when `from_channel`).
+fn parse_header(header: &str, from_channel: bool) -> Kind {
+    let h = header.strip_suffix(MESSAGE).unwrap_or(header);
+    let h = h.strip_prefix(START).or_else(|| h.strip_prefix(CHANNEL)).unwrap_or(h);
+    let channel_part = if from_channel {
+        Some(h)
+    } else {
+        h.split_once(CHANNEL).map(|(_, c)| c)
+    };
+    let channel: String = channel_part
+        .map(|c| {
+            c.trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .unwrap_or_default();
+    let recipient = h.find("to=").map(|k| {
+        let r = &h[k + 3..];
+        let end = r.find(|c: char| c.is_whitespace() || c == '<').unwrap_or(r.len());
+        &r[..end]
+    });
+    if let Some(r) = recipient {
+        let name = r.strip_prefix("functions.").unwrap_or(r);
+        if !name.is_empty() && !matches!(name, "assistant" | "user" | "system" | "developer") {
+            return Kind::Call(name.to_string());
+        }
+    }
+    if channel == "analysis" {
+        Kind::Text(Channel::Reasoning)
+    } else {
+        Kind::Text(Channel::Content)
+    }
+}
+
+impl Harmony {
+    /// `in_reasoning` is ignored: the analysis channel is always written in the output.
+    pub fn new(_spec: &'static HarmonySpec, prose: &ProseSpec, _in_reasoning: bool, lenient: bool) -> Self {
+        Harmony {
+            prose: Prose::new(prose, false),
+            header_ends: MarkerSet::new(ENDS),
+            body_ends: MarkerSet::new(BODY_ENDS),
+            lenient,
+            state: State::Prose,
+            header: String::new(),
+            from_channel: false,
+            header_start: 0,
+            name: String::new(),
+            scanner: None,
+            args: Args::default(),
+        }
+    }
+
+    /// Where the body ends: `(limit, Some((index, len)))` when an end token is found.
+    fn body_end(&self, input: &str, pos: usize, eof: bool) -> (usize, Option<(usize, usize)>) {
+        Self::find_end(&self.body_ends, input, pos, eof)
+    }
+
+    fn find_end(set: &MarkerSet, input: &str, pos: usize, eof: bool) -> (usize, Option<(usize, usize)>) {
+        match set.find(input, pos, eof) {
+            Find::Found { at, index } => (at, Some((index, ENDS[index].len()))),
+            Find::Partial { at } => (at, None),
+            Find::None => (input.len(), None),
+        }
+    }
+
+    /// Closes the open call, completing broken-off JSON.
+    fn close_call(&mut self, out: &mut Emitter) {
+        if let Some(mut sc) = self.scanner.take() {
+            let ok = sc.finish(&mut self.args);
+            out.diags(sc.repairs.drain(..));
+            let mut s = self.args.w.take();
+            if !ok {
+                if self.args.after_key {
+                    s.push_str("null");
+                }
+                if self.args.in_string {
+                    s.push('"');
+                }
+                while let Some(c) = self.args.closers.pop() {
+                    s.push(c as char);
+                }
+                let at = sc.offset();
+                out.diag("truncated_arguments", at, at, "the arguments broke off; closed them");
+            }
+            out.args(&s);
+            out.end_call();
+        }
+        self.args = Args::default();
+    }
+
+    /// After a body's end token (or at a new message, or the end of output).
+    fn end_message(&mut self, end: Option<(usize, usize)>, at: usize, eof: bool) -> (usize, State) {
+        match end {
+            // A message end token is consumed; a new header is read as prose.
+            Some((index, len)) if index < 3 => (at + len, State::Prose),
+            Some(_) => (at, State::Prose),
+            None if eof => (at, State::Prose),
+            None => (at, self.state),
+        }
+    }
+}
+
+impl Family for Harmony {
+    fn feed(&mut self, input: &str, eof: bool, out: &mut Emitter) -> usize {
+        let bytes = input.as_bytes();
+        let mut pos = 0;
+        loop {
+            match self.state {
+                State::Prose => match self.prose.scan(input, pos, eof, out) {
+                    ProseStep::Wait { consumed } => return consumed,
+                    ProseStep::BareJson { at } => {
+                        out.text(Channel::Content, &input[at..at + 1]);
+                        self.prose.note_content();
+                        pos = at + 1;
+                    }
+                    ProseStep::Trigger { at, len, .. } => {
+                        self.header.clear();
+                        self.header.push_str(&input[at..at + len]);
+                        self.from_channel = &input[at..at + len] == CHANNEL;
+                        self.header_start = out.base + at;
+                        self.state = State::Header;
+                        pos = at + len;
+                    }
+                },
+                State::Header => {
+                    // `<|channel|>` is part of a header that began at `<|start|>`.
+                    let (mut limit, mut end) = Self::find_end(&self.header_ends, input, pos, eof);
+                    let mut from = pos;
+                    while let Some((4, len)) = end {
+                        if self.from_channel || self.header.contains(CHANNEL) {
+                            break;
+                        }
+                        self.header.push_str(&input[from..limit + len]);
+                        from = limit + len;
+                        (limit, end) = Self::find_end(&self.header_ends, input, from, eof);
+                    }
+                    self.header.push_str(&input[from..limit]);
+                    pos = limit;
+                    if self.header.len() > MAX_HEADER {
+                        let h = std::mem::take(&mut self.header);
+                        out.diag(
+                            "malformed_header",
+                            self.header_start,
+                            out.base + pos,
+                            "an over-long message header was kept as content",
+                        );
+                        out.text(Channel::Content, &h);
+                        self.prose.note_content();
+                        self.state = State::Prose;
+                        continue;
+                    }
+                    match end {
+                        Some((5, len)) => {
+                            self.header.push_str(MESSAGE);
+                            pos += len;
+                            match parse_header(&self.header, self.from_channel) {
+                                Kind::Text(ch) => {
+                                    self.header.clear();
+                                    self.state = State::Text(ch);
+                                }
+                                Kind::Call(name) => {
+                                    self.name = name;
+                                    self.state = State::CallStart;
+                                }
+                            }
+                        }
+                        Some(_) => {
+                            // A header with no body: markup, dropped.
+                            out.diag(
+                                "malformed_header",
+                                self.header_start,
+                                out.base + pos,
+                                "a message header without a body was dropped",
+                            );
+                            self.header.clear();
+                            self.state = State::Prose;
+                        }
+                        None if eof => {
+                            out.diag(
+                                "truncated",
+                                self.header_start,
+                                out.base + pos,
+                                "the output ended inside a message header",
+                            );
+                            self.header.clear();
+                            self.state = State::Prose;
+                        }
+                        None => return pos,
+                    }
+                }
+                State::Text(ch) => {
+                    let (limit, end) = self.body_end(input, pos, eof);
+                    out.text(ch, &input[pos..limit]);
+                    if ch == Channel::Content && !input[pos..limit].trim().is_empty() {
+                        self.prose.note_content();
+                    }
+                    let (next, state) = self.end_message(end, limit, eof);
+                    self.state = state;
+                    if state == State::Text(ch) {
+                        return limit;
+                    }
+                    pos = next;
+                }
+                State::CallStart => {
+                    let mut i = pos;
+                    while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                        i += 1;
+                    }
+                    if i >= bytes.len() && !eof {
+                        return pos;
+                    }
+                    let name = std::mem::take(&mut self.name);
+                    let accepted = if bytes.get(i) == Some(&b'{') {
+                        out.accept_name(&name, self.header_start, out.base + i)
+                    } else {
+                        out.diag(
+                            "not_a_call",
+                            self.header_start,
+                            out.base + i,
+                            "a message to a tool without a JSON object body was kept as content",
+                        );
+                        None
+                    };
+                    match accepted {
+                        Some(declared) => {
+                            out.start_call(&declared, None);
+                            self.header.clear();
+                            self.args = Args::default();
+                            self.scanner = Some(Scanner::new(Dialect::Json, self.lenient, out.base + i));
+                            self.state = State::Call;
+                            pos = i;
+                        }
+                        None => {
+                            let h = std::mem::take(&mut self.header);
+                            out.text(Channel::Content, &h);
+                            self.prose.note_content();
+                            self.state = State::Passthrough;
+                        }
+                    }
+                }
+                State::Call => {
+                    let (limit, end) = self.body_end(input, pos, eof);
+                    let Some(mut sc) = self.scanner.take() else {
+                        self.state = State::Skip;
+                        continue;
+                    };
+                    let progress = sc.feed(&input[pos..limit], &mut self.args);
+                    out.diags(sc.repairs.drain(..));
+                    let s = self.args.w.take();
+                    out.args(&s);
+                    match progress {
+                        Progress::Done { consumed } | Progress::Error { consumed } => {
+                            self.scanner = Some(sc);
+                            self.close_call(out);
+                            self.state = State::Skip;
+                            pos += consumed;
+                        }
+                        Progress::Partial { consumed } => {
+                            self.scanner = Some(sc);
+                            if end.is_none() && !eof {
+                                return pos + consumed;
+                            }
+                            // The body ended inside the JSON: close it (truncation repair).
+                            self.close_call(out);
+                            let (next, state) = self.end_message(end, limit, eof);
+                            self.state = state;
+                            pos = next;
+                        }
+                    }
+                }
+                State::Skip => {
+                    let (limit, end) = self.body_end(input, pos, eof);
+                    if !input[pos..limit].trim().is_empty() {
+                        out.diag(
+                            "trailing_text",
+                            out.base + pos,
+                            out.base + limit,
+                            "text after a call's arguments was dropped",
+                        );
+                    }
+                    let (next, state) = self.end_message(end, limit, eof);
+                    self.state = state;
+                    if state == State::Skip {
+                        return limit;
+                    }
+                    pos = next;
+                }
+                State::Passthrough => {
+                    let (limit, end) = self.body_end(input, pos, eof);
+                    let (next, state) = self.end_message(end, limit, eof);
+                    out.text(Channel::Content, &input[pos..next.max(limit)]);
+                    self.state = state;
+                    if state == State::Passthrough {
+                        return limit;
+                    }
+                    pos = next;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{parse_header, Kind};
+    use crate::emit::Channel;
+    use crate::event::Event;
+    use crate::parser::{parse, Options, StreamParser};
+    use crate::tools::ToolSet;
+    use crate::ParseResult;
+
+    fn opts(format: Option<&str>, tools: Option<&str>) -> Options {
+        Options {
+            format: format.map(str::to_string),
+            tools: tools.map(|t| Arc::new(ToolSet::from_json_str(t).expect("tools"))),
+            id_seed: Some(1),
+            ..Options::default()
+        }
+    }
+
+    fn normalize(events: Vec<Event>) -> Vec<Event> {
+        let mut out: Vec<Event> = Vec::new();
+        for e in events {
+            match (out.last_mut(), e) {
+                (Some(Event::Content(a)), Event::Content(b)) => a.push_str(&b),
+                (Some(Event::Reasoning(a)), Event::Reasoning(b)) => a.push_str(&b),
+                (Some(Event::ToolCallArgs { index: i, text: a }), Event::ToolCallArgs { index: j, text: b })
+                    if *i == j =>
+                {
+                    a.push_str(&b)
+                }
+                (_, e) => out.push(e),
+            }
+        }
+        out
+    }
+
+    fn stream(text: &str, o: Options, size: usize) -> (Vec<Event>, ParseResult) {
+        let mut p = StreamParser::new(o).expect("parser");
+        let mut events = Vec::new();
+        let chars: Vec<char> = text.chars().collect();
+        for chunk in chars.chunks(size.max(1)) {
+            let s: String = chunk.iter().collect();
+            events.extend(p.feed(&s).expect("feed"));
+        }
+        events.extend(p.finish().expect("finish"));
+        (normalize(events), p.result())
+    }
+
+    fn check(format: Option<&str>, tools: Option<&str>, text: &str) -> ParseResult {
+        let whole = parse(text, opts(format, tools)).expect("parse");
+        let (ref_events, _) = stream(text, opts(format, tools), usize::MAX);
+        for size in [1, 2, 3, 5, 8, 13] {
+            let (events, result) = stream(text, opts(format, tools), size);
+            assert_eq!(result, whole, "chunk size {size} for {text:?}");
+            assert_eq!(events, ref_events, "events, chunk size {size} for {text:?}");
+        }
+        whole
+    }
+
+    fn calls(r: &ParseResult) -> Vec<(String, String)> {
+        r.tool_calls
+            .iter()
+            .map(|c| (c.name.clone(), c.arguments.clone()))
+            .collect()
+    }
+
+    fn one(name: &str, args: &str) -> Vec<(String, String)> {
+        vec![(name.to_string(), args.to_string())]
+    }
+
+    #[test]
+    fn headers() {
+        let call = |n: &str| Kind::Call(n.to_string());
+        assert_eq!(
+            parse_header(
+                "<|start|>assistant<|channel|>commentary to=functions.f <|constrain|>json<|message|>",
+                false
+            ),
+            call("f")
+        );
+        assert_eq!(
+            parse_header(
+                "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>",
+                false
+            ),
+            call("f")
+        );
+        assert_eq!(
+            parse_header("<|channel|>analysis<|message|>", true),
+            Kind::Text(Channel::Reasoning)
+        );
+        assert_eq!(
+            parse_header("<|channel|>final<|message|>", true),
+            Kind::Text(Channel::Content)
+        );
+        assert_eq!(
+            parse_header("<|start|>assistant<|channel|>commentary<|message|>", false),
+            Kind::Text(Channel::Content)
+        );
+        assert_eq!(
+            parse_header("<|channel|>commentary to=browser.search<|message|>", true),
+            call("browser.search")
+        );
+    }
+
+    #[test]
+    fn formats_md_example() {
+        let r = check(
+            Some("harmony"),
+            None,
+            r#"<|start|>assistant<|channel|>commentary to=functions.get_weather<|constrain|>json<|message|>{"city":"Beijing"}<|call|>"#,
+        );
+        assert_eq!(calls(&r), one("get_weather", r#"{"city":"Beijing"}"#));
+        assert_eq!(r.content, None);
+    }
+
+    #[test]
+    fn full_turn() {
+        let text = concat!(
+            "<|channel|>analysis<|message|>Need weather.<|end|>",
+            "<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>{\"city\": \"Paris\", \"days\": [1, 2]}<|call|>",
+            "<|start|>assistant<|channel|>commentary to=functions.ping <|constrain|>json<|message|>{}<|call|>",
+            "<|start|>assistant<|channel|>final<|message|>Done.<|return|>"
+        );
+        let r = check(Some("harmony"), None, text);
+        assert_eq!(
+            calls(&r),
+            vec![
+                ("get_weather".into(), r#"{"city":"Paris","days":[1,2]}"#.into()),
+                ("ping".into(), "{}".into())
+            ]
+        );
+        assert_eq!(r.content.as_deref(), Some("Done."));
+        assert_eq!(r.reasoning.as_deref(), Some("Need weather."));
+    }
+
+    #[test]
+    fn broken_and_rejected_calls() {
+        // Truncated arguments are closed.
+        let r = check(
+            Some("harmony"),
+            None,
+            "<|channel|>commentary to=functions.f<|message|>{\"a\": [1, \"x",
+        );
+        assert_eq!(calls(&r), one("f", r#"{"a":[1,"x"]}"#));
+        // Arguments cut by the end token are closed too; a new message follows.
+        let r = check(
+            Some("harmony"),
+            None,
+            "<|channel|>commentary to=functions.f<|message|>{\"a\": 1<|call|><|channel|>final<|message|>ok",
+        );
+        assert_eq!(calls(&r), one("f", r#"{"a":1}"#));
+        assert_eq!(r.content.as_deref(), Some("ok"));
+        // An undeclared tool stays content, header included.
+        let tools = r#"[{"type":"function","function":{"name":"get_weather","parameters":{}}}]"#;
+        let text = "<|channel|>commentary to=functions.nope<|message|>{\"a\":1}<|call|>";
+        let r = check(Some("harmony"), Some(tools), text);
+        assert!(r.tool_calls.is_empty());
+        assert_eq!(r.content.as_deref(), Some(text));
+        // A non-JSON body to a tool is content too.
+        let r = check(
+            Some("harmony"),
+            None,
+            "<|channel|>commentary to=python<|message|>print(1)<|call|>",
+        );
+        assert!(r.tool_calls.is_empty());
+        assert_eq!(
+            r.content.as_deref(),
+            Some("<|channel|>commentary to=python<|message|>print(1)<|call|>")
+        );
+    }
+
+    #[test]
+    fn auto_detects_harmony() {
+        let r = check(
+            None,
+            None,
+            "Sure. <|start|>assistant<|channel|>commentary to=functions.f<|constrain|>json<|message|>{\"x\":1}<|call|>",
+        );
+        assert_eq!(r.format, Some("harmony"));
+        assert_eq!(calls(&r), one("f", r#"{"x":1}"#));
+        assert_eq!(r.content.as_deref(), Some("Sure."));
+        let r = check(Some("harmony"), None, "<|start|>assistant<|channel|>com");
+        assert!(r.tool_calls.is_empty());
+    }
+}
