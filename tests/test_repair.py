@@ -105,3 +105,27 @@ def test_arbitrary_text_never_crashes(text: str) -> None:
         json.loads(repair_json(text).json)
     except ToolmendError:
         pass
+
+
+def test_coerce_to_schema() -> None:
+    from toolmend import coerce
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer"},
+            "zip": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "unit": {"enum": ["Celsius", "Fahrenheit"]},
+            "mode": {"type": "string", "default": "fast"},
+        },
+        "required": ["mode"],
+        "additionalProperties": False,
+    }
+    r = coerce('{"n": "42", "zip": "02139", "tags": "a", "unit": "celsius", "junk": 1}', schema)
+    assert json.loads(r.arguments) == {"n": 42, "zip": "02139", "tags": ["a"], "unit": "Celsius", "mode": "fast"}
+    kinds = {d.kind for d in r.diagnostics}
+    assert {"coerced_number", "wrapped_in_array", "enum_case", "dropped_property", "default_filled"} <= kinds
+    assert json.loads(coerce({"n": 1}, schema).arguments)["n"] == 1
+    with pytest.raises(ToolmendError):
+        coerce("{not json", schema)

@@ -494,6 +494,49 @@ fn repair_json(py: Python<'_>, text: &str) -> PyResult<RepairResult> {
     })
 }
 
+/// Arguments coerced to a tool's schema: `arguments` is compact JSON text.
+#[pyclass(module = "toolmend._core", frozen, eq)]
+#[derive(PartialEq)]
+struct CoerceResult {
+    #[pyo3(get)]
+    arguments: String,
+    diagnostics: Vec<Diagnostic>,
+}
+
+#[pymethods]
+impl CoerceResult {
+    #[getter]
+    fn diagnostics(&self) -> Vec<Diagnostic> {
+        self.diagnostics.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("CoerceResult(arguments={:?}, diagnostics={})", self.arguments, self.diagnostics.len())
+    }
+}
+
+/// Coerces arguments (a JSON object text or a dict) to a JSON Schema (a dict): `"42"` to 42
+/// where an integer is wanted, and so on; never against the schema.
+#[pyfunction]
+fn coerce(arguments: &Bound<'_, PyAny>, schema: &Bound<'_, PyAny>) -> PyResult<CoerceResult> {
+    let value: Value = if let Ok(text) = arguments.extract::<String>() {
+        serde_json::from_str(&text).map_err(|e| ToolmendError::new_err(format!("arguments are not valid JSON: {e}")))?
+    } else {
+        to_json(arguments, 0).map_err(|e| ToolmendError::new_err(format!("arguments: {e}")))?
+    };
+    let schema = to_json(schema, 0).map_err(|e| ToolmendError::new_err(format!("schema: {e}")))?;
+    guarded("coerce", || {
+        let (v, repairs) = core::schema::coerce(&value, &schema);
+        Ok(CoerceResult {
+            arguments: v.to_string(),
+            diagnostics: repairs
+                .into_iter()
+                .map(|d| Diagnostic { kind: d.kind, message: d.message, start: d.start, end: d.end })
+                .collect(),
+        })
+    })
+}
+
 /// The supported formats as `(name, model families)` pairs.
 #[pyfunction]
 fn formats() -> Vec<(&'static str, &'static str)> {
@@ -519,6 +562,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(formats, m)?)?;
     m.add_function(wrap_pyfunction!(repair_json, m)?)?;
     m.add_class::<RepairResult>()?;
+    m.add_function(wrap_pyfunction!(coerce, m)?)?;
+    m.add_class::<CoerceResult>()?;
     m.add_function(wrap_pyfunction!(format_for_model, m)?)?;
     m.add("ToolmendError", m.py().get_type::<ToolmendError>())?;
     m.add("UnknownFormatError", m.py().get_type::<UnknownFormatError>())?;

@@ -16,6 +16,7 @@ The parsing core is Rust (``toolmend._core``); this package is its typed Python 
 from __future__ import annotations
 
 from toolmend._core import (
+    CoerceResult,
     Diagnostic,
     Event,
     InvalidToolsError,
@@ -28,6 +29,7 @@ from toolmend._core import (
     Tools,
     UnknownFormatError,
     __version__,
+    coerce,
     format_for_model,
     parse,
     repair_json,
@@ -35,6 +37,7 @@ from toolmend._core import (
 from toolmend._core import formats as _formats
 
 __all__ = [
+    "CoerceResult",
     "Diagnostic",
     "Event",
     "FormatInfo",
@@ -48,6 +51,7 @@ __all__ = [
     "Tools",
     "UnknownFormatError",
     "__version__",
+    "coerce",
     "format_for_model",
     "formats",
     "parse",

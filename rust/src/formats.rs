@@ -77,7 +77,7 @@ impl Format {
             FamilySpec::Gemma(s) => Box::new(Gemma::new(s, &self.prose, in_reasoning, lenient)),
             FamilySpec::Harmony(s) => Box::new(Harmony::new(s, &self.prose, in_reasoning, lenient)),
             FamilySpec::Xml(s) => Box::new(Xml::new(s, prose, lenient)),
-            FamilySpec::Named(s) => Box::new(Named::new(s, prose, lenient)),
+            FamilySpec::Named(s) => Box::new(Named::new(s, &self.prose, prose, lenient)),
         }
     }
 }

@@ -90,6 +90,8 @@ pub struct Harmony {
     name: String,
     scanner: Option<Scanner>,
     args: Args,
+    /// Span of text dropped after a call's arguments (reported once per message).
+    junk: Option<(usize, usize)>,
 }
 
 /// What a header says about its message body.
@@ -149,6 +151,7 @@ impl Harmony {
             name: String::new(),
             scanner: None,
             args: Args::default(),
+            junk: None,
         }
     }
 
@@ -372,18 +375,20 @@ impl Family for Harmony {
                 }
                 State::Skip => {
                     let (limit, end) = self.body_end(input, pos, eof);
-                    if !input[pos..limit].trim().is_empty() {
-                        out.diag(
-                            "trailing_text",
-                            out.base + pos,
-                            out.base + limit,
-                            "text after a call's arguments was dropped",
-                        );
+                    let text = &input[pos..limit];
+                    let trimmed = text.trim_start();
+                    if !trimmed.trim_end().is_empty() {
+                        let start = out.base + limit - trimmed.len();
+                        let stop = out.base + pos + text.trim_end().len();
+                        self.junk = Some(self.junk.map_or((start, stop), |(a, _)| (a, stop)));
                     }
                     let (next, state) = self.end_message(end, limit, eof);
                     self.state = state;
                     if state == State::Skip {
                         return limit;
+                    }
+                    if let Some((a, b)) = self.junk.take() {
+                        out.diag("trailing_text", a, b, "text after a call's arguments was dropped");
                     }
                     pos = next;
                 }

@@ -20,7 +20,7 @@
 
 use crate::emit::{Channel, Emitter, IdStyle};
 use crate::event::Repair;
-use crate::families::{Family, Prose, ProseStep};
+use crate::families::{Family, Prose, ProseSpec, ProseStep};
 use crate::json::{Dialect, JsonWriter, Progress, Scanner, Token, TokenSink};
 use crate::marker::{skip_ws, starts_with_marker, Find, MarkerSet};
 
@@ -347,10 +347,7 @@ struct ArgState {
     /// Token depth.
     depth: usize,
     writer: JsonWriter,
-    /// Closers of the containers open in the written arguments.
-    closers: Vec<u8>,
     in_string: bool,
-    after_key: bool,
     /// The name from the header (may be empty for an envelope).
     header_name: String,
     id: Option<String>,
@@ -366,16 +363,13 @@ struct ArgState {
 
 impl ArgState {
     /// Text that closes what the written arguments left open (after a scan error).
+    /// (The writer holds a key back until its value arrives, so a dangling key vanishes.)
     fn closing_tail(&self) -> String {
         let mut s = String::new();
         if self.in_string {
             s.push('"');
-        } else if self.after_key {
-            s.push_str("null");
         }
-        for c in self.closers.iter().rev() {
-            s.push(*c as char);
-        }
+        s.push_str(&self.writer.closers());
         s
     }
 }
@@ -406,22 +400,9 @@ impl Sink<'_> {
     fn write(&mut self, tok: Token<'_>, at: usize) {
         let a = &mut *self.a;
         match tok {
-            Token::BeginObject => a.closers.push(b'}'),
-            Token::BeginArray => a.closers.push(b']'),
-            Token::EndObject | Token::EndArray => {
-                a.closers.pop();
-            }
-            _ => {}
-        }
-        match tok {
-            Token::Key(_) => a.after_key = true,
-            Token::BeginString => {
-                a.in_string = true;
-                a.after_key = false;
-            }
+            Token::BeginString => a.in_string = true,
             Token::EndString => a.in_string = false,
-            Token::StringPart(_) | Token::EndObject | Token::EndArray => {}
-            _ => a.after_key = false,
+            _ => {}
         }
         a.writer.token(tok, at);
         match a.mode {
@@ -709,7 +690,9 @@ pub struct Named {
 }
 
 impl Named {
-    pub fn new(spec: &'static NamedSpec, prose: Prose, lenient: bool) -> Self {
+    /// `prose_spec` is the spec `prose` was built from: its dropped tokens and reasoning
+    /// markers also end the content-skipping of a rejected call.
+    pub fn new(spec: &'static NamedSpec, prose_spec: &ProseSpec, prose: Prose, lenient: bool) -> Self {
         let section_closes: Vec<&'static str> = spec.sections.iter().map(|s| s.1).collect();
         let mut aborts: Vec<&'static str> = spec.closes.to_vec();
         aborts.extend_from_slice(spec.opens);
@@ -732,6 +715,8 @@ impl Named {
         skip.extend_from_slice(spec.opens);
         skip.extend(section_closes.iter().copied());
         skip.extend(spec.direct.iter().map(|d| d.0));
+        skip.extend(prose_spec.strip.iter().copied());
+        skip.extend(prose_spec.reasoning.iter().map(|r| r.0));
         let mut named = Named {
             spec,
             prose,
@@ -1119,8 +1104,7 @@ impl Family for Named {
                         }
                         return pos;
                     }
-                    let closes = self.section_closes.clone();
-                    match match_any(input, pos, &closes, eof) {
+                    match match_any(input, pos, &self.section_closes, eof) {
                         None => return pos,
                         Some(Some(m)) => {
                             pos += m.len();
