@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import hashlib
 import importlib
@@ -114,14 +115,21 @@ def load_json_repair() -> Adapter:
         out = repair_json(text)
         return out if isinstance(out, str) else json.dumps(out)
 
-    return Adapter("json_repair", _version(mod, "json_repair"), mod.loads, to_str,
-                   "json_repair.loads", "json_repair.repair_json")
+    return Adapter(
+        "json_repair", _version(mod, "json_repair"), mod.loads, to_str, "json_repair.loads", "json_repair.repair_json"
+    )
 
 
 def load_fast_json_repair() -> Adapter:
     mod = importlib.import_module("fast_json_repair")
-    return Adapter("fast_json_repair", _version(mod, "fast-json-repair"), mod.loads, mod.repair_json,
-                   "fast_json_repair.loads", "fast_json_repair.repair_json")
+    return Adapter(
+        "fast_json_repair",
+        _version(mod, "fast-json-repair"),
+        mod.loads,
+        mod.repair_json,
+        "fast_json_repair.loads",
+        "fast_json_repair.repair_json",
+    )
 
 
 def load_toolmend() -> Adapter:
@@ -140,8 +148,14 @@ def load_toolmend() -> Adapter:
     def to_obj(text: str) -> Any:
         return strict_loads(repair(text).json)
 
-    return Adapter("toolmend", _version(mod, "toolmend"), to_obj, to_str,
-                   "json.loads(toolmend.repair_json(t).json)", "toolmend.repair_json(t).json")
+    return Adapter(
+        "toolmend",
+        _version(mod, "toolmend"),
+        to_obj,
+        to_str,
+        "json.loads(toolmend.repair_json(t).json)",
+        "toolmend.repair_json(t).json",
+    )
 
 
 LOADERS: dict[str, Callable[[], Adapter]] = {
@@ -169,8 +183,9 @@ def load_corpus(path: Path) -> list[Case]:
         for line in fh:
             if line.strip():
                 rec = json.loads(line)
-                cases.append(Case(rec["id"], rec["category"], rec["input"], rec["expected"],
-                                  len(rec["input"].encode("utf-8"))))
+                cases.append(
+                    Case(rec["id"], rec["category"], rec["input"], rec["expected"], len(rec["input"].encode("utf-8")))
+                )
     return cases
 
 
@@ -187,7 +202,7 @@ class Outcome:
 def run_case(adapter: Adapter, case: Case) -> Outcome:
     try:
         got = adapter.to_obj(case.text)
-    except Exception as exc:  # noqa: BLE001 - any failure of the library is a miss
+    except Exception as exc:
         return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:200])
     if same_value(got, case.expected):
         return Outcome(True)
@@ -202,17 +217,15 @@ def check_str_path(adapter: Adapter, case: Case) -> bool:
     """The text path must give strict JSON that parses to the same value as the object path."""
     try:
         return same_value(strict_loads(adapter.to_str(case.text)), case.expected)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
 def _time_once(fn: Callable[[str], Any], texts: list[str]) -> float:
     t0 = time.perf_counter()
     for text in texts:
-        try:
+        with contextlib.suppress(Exception):
             fn(text)
-        except Exception:  # noqa: BLE001, S110 - failures are scored elsewhere
-            pass
     return time.perf_counter() - t0
 
 
@@ -236,18 +249,14 @@ def time_corpus(adapters: list[Adapter], texts: list[str], path: str, repeat: in
 
 def time_single(fn: Callable[[str], Any], text: str, min_reps: int, budget_s: float) -> float:
     """Median seconds for one call, at least ``min_reps`` calls or until ``budget_s`` is spent."""
-    try:
+    with contextlib.suppress(Exception):
         fn(text)  # warm-up
-    except Exception:  # noqa: BLE001, S110
-        pass
     samples: list[float] = []
     start = time.perf_counter()
     while len(samples) < min_reps or (time.perf_counter() - start < budget_s and len(samples) < 1000):
         t0 = time.perf_counter()
-        try:
+        with contextlib.suppress(Exception):
             fn(text)
-        except Exception:  # noqa: BLE001, S110
-            pass
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
 
@@ -285,9 +294,11 @@ def markdown(results: list[LibResult], cases: list[Case], categories: list[str],
     full_bytes = sum(c.nbytes for c in cases)
     out.append("# JSON repair benchmark")
     out.append("")
-    out.append(f"Corpus: `{meta['corpus']}` ({len(cases)} cases, {full_bytes / 1024:.1f} KiB; "
-               f"{len(snip)} snippets < {SNIPPET_MAX_BYTES} B, {snip_bytes / 1024:.1f} KiB). "
-               f"Python {meta['python']}, {meta['machine']}, {meta['cpus']} CPUs; median of {meta['repeat']} runs.")
+    out.append(
+        f"Corpus: `{meta['corpus']}` ({len(cases)} cases, {full_bytes / 1024:.1f} KiB; "
+        f"{len(snip)} snippets < {SNIPPET_MAX_BYTES} B, {snip_bytes / 1024:.1f} KiB). "
+        f"Python {meta['python']}, {meta['machine']}, {meta['cpus']} CPUs; median of {meta['repeat']} runs."
+    )
     out.append("")
     out.append("## Accuracy (intended value recovered)")
     out.append("")
@@ -310,8 +321,10 @@ def markdown(results: list[LibResult], cases: list[Case], categories: list[str],
     out.append("## Speed")
     out.append("")
     base = next((r for r in results if r.adapter.name == BASELINE), None)
-    out.append("| library | version | path | snippets time | snippets/s | MB/s | vs json_repair | "
-               "full corpus time | MB/s | vs json_repair |")
+    out.append(
+        "| library | version | path | snippets time | snippets/s | MB/s | vs json_repair | "
+        "full corpus time | MB/s | vs json_repair |"
+    )
     out.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         for path in ("obj", "str"):
@@ -322,7 +335,8 @@ def markdown(results: list[LibResult], cases: list[Case], categories: list[str],
                 f"| {r.adapter.name} | {r.adapter.version} | `{api}` | {fmt_time(s['snippets_s'])} | "
                 f"{len(snip) / s['snippets_s']:,.0f} | {snip_bytes / s['snippets_s'] / 1e6:.1f} | "
                 f"{fmt_ratio(b['snippets_s'] if b else None, s['snippets_s'])} | {fmt_time(s['full_s'])} | "
-                f"{full_bytes / s['full_s'] / 1e6:.1f} | {fmt_ratio(b['full_s'] if b else None, s['full_s'])} |")
+                f"{full_bytes / s['full_s'] / 1e6:.1f} | {fmt_ratio(b['full_s'] if b else None, s['full_s'])} |"
+            )
     out.append("")
     if any(r.large for r in results):
         labels = [lab for lab in LARGE_ROWS if any(lab in r.large for r in results)]
@@ -346,8 +360,10 @@ def markdown(results: list[LibResult], cases: list[Case], categories: list[str],
         out.append("")
     for r in results:
         bad = [(i, o) for i, o in r.outcomes.items() if not o.ok]
-        out.append(f"<details><summary>{r.adapter.name}: {len(bad)} misses; "
-                   f"text path strict-JSON and correct on {r.str_path_ok}/{len(cases)}</summary>")
+        out.append(
+            f"<details><summary>{r.adapter.name}: {len(bad)} misses; "
+            f"text path strict-JSON and correct on {r.str_path_ok}/{len(cases)}</summary>"
+        )
         out.append("")
         for i, o in bad:
             detail = o.error or o.got
@@ -380,8 +396,14 @@ def measure_speed(results: list[LibResult], cases: list[Case], repeat: int, larg
         for r in results:
             o = r.outcomes[cid]
             secs = time_single(r.adapter.to_obj, lc.text, 5, large_budget)
-            r.large[label] = {"id": cid, "bytes": lc.nbytes, "seconds": secs, "ok": o.ok, "error": o.error,
-                              "mb_per_s": lc.nbytes / secs / 1e6}
+            r.large[label] = {
+                "id": cid,
+                "bytes": lc.nbytes,
+                "seconds": secs,
+                "ok": o.ok,
+                "error": o.error,
+                "mb_per_s": lc.nbytes / secs / 1e6,
+            }
 
 
 # --------------------------------------------------------------------------- main
@@ -416,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         try:
             adapters.append(loader())
-        except Exception as exc:  # noqa: BLE001 - report and go on without it
+        except Exception as exc:
             skipped[name] = f"{type(exc).__name__}: {exc}"
             print(f"skipping {name}: {skipped[name]}", file=sys.stderr)
     if not adapters:
@@ -449,20 +471,25 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": skipped,
     }
 
-    report = markdown(results, cases, categories, meta) if not args.no_speed else accuracy_only(results, cases, categories)
+    report = (
+        markdown(results, cases, categories, meta) if not args.no_speed else accuracy_only(results, cases, categories)
+    )
     print(report)
     if args.markdown:
         args.markdown.write_text(report + "\n", encoding="utf-8")
     if args.out:
-        args.out.write_text(json.dumps(to_json(results, cases, categories, meta), ensure_ascii=False, indent=1) + "\n",
-                            encoding="utf-8")
+        args.out.write_text(
+            json.dumps(to_json(results, cases, categories, meta), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        )
         print(f"\nwrote {args.out}", file=sys.stderr)
     return 0
 
 
 def accuracy_only(results: list[LibResult], cases: list[Case], categories: list[str]) -> str:
-    out = ["| category | cases | " + " | ".join(r.adapter.name for r in results) + " |",
-           "|---|---:|" + "---:|" * len(results)]
+    out = [
+        "| category | cases | " + " | ".join(r.adapter.name for r in results) + " |",
+        "|---|---:|" + "---:|" * len(results),
+    ]
     for cat in [*categories, "overall"]:
         ids = [c.id for c in cases if cat in ("overall", c.category)]
         cells = [f"{sum(r.outcomes[i].ok for i in ids)}/{len(ids)}" for r in results]

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import toolmend
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import toolmend
 from toolmend import (
     InvalidToolsError,
     ParserFinishedError,
@@ -104,7 +103,9 @@ def test_undeclared_tool_stays_content(weather_tools: list[dict[str, Any]]) -> N
 
 
 def test_tool_name_resolution(weather_tools: list[dict[str, Any]]) -> None:
-    r = parse('<tool_call>{"name": "Get-Weather", "arguments": {"city": "Oslo"}}</tool_call>', tools=Tools(weather_tools))
+    r = parse(
+        '<tool_call>{"name": "Get-Weather", "arguments": {"city": "Oslo"}}</tool_call>', tools=Tools(weather_tools)
+    )
     assert [c.name for c in r.tool_calls] == ["get_weather"]
 
 

@@ -11,7 +11,9 @@ TEXT = 'Sure.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris
 
 
 def run(*args: str, stdin: str = TEXT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "toolmend", *args], input=stdin, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "toolmend", *args], input=stdin, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_parse_prints_openai_message() -> None:

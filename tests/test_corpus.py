@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from conftest import CORPUS_SUMMARY, load_corpus, load_exceptions
-
 from toolmend import Event, ParseResult, StreamParser, UnknownFormatError, parse
 
 CASES = load_corpus()

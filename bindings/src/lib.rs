@@ -475,7 +475,11 @@ impl RepairResult {
     }
 
     fn __repr__(&self) -> String {
-        format!("RepairResult(json={:?}, diagnostics={})", self.json, self.diagnostics.len())
+        format!(
+            "RepairResult(json={:?}, diagnostics={})",
+            self.json,
+            self.diagnostics.len()
+        )
     }
 }
 
@@ -483,13 +487,22 @@ impl RepairResult {
 /// JSON value at all).
 #[pyfunction]
 fn repair_json(py: Python<'_>, text: &str) -> PyResult<RepairResult> {
-    let r = py.allow_threads(|| guarded("repair_json", || core::repair_json(text).map_err(|e| ToolmendError::new_err(e.to_string()))))?;
+    let r = py.allow_threads(|| {
+        guarded("repair_json", || {
+            core::repair_json(text).map_err(|e| ToolmendError::new_err(e.to_string()))
+        })
+    })?;
     Ok(RepairResult {
         json: r.json,
         diagnostics: r
             .diagnostics
             .into_iter()
-            .map(|d| Diagnostic { kind: d.kind, message: d.message, start: d.start, end: d.end })
+            .map(|d| Diagnostic {
+                kind: d.kind,
+                message: d.message,
+                start: d.start,
+                end: d.end,
+            })
             .collect(),
     })
 }
@@ -511,7 +524,11 @@ impl CoerceResult {
     }
 
     fn __repr__(&self) -> String {
-        format!("CoerceResult(arguments={:?}, diagnostics={})", self.arguments, self.diagnostics.len())
+        format!(
+            "CoerceResult(arguments={:?}, diagnostics={})",
+            self.arguments,
+            self.diagnostics.len()
+        )
     }
 }
 
@@ -531,7 +548,12 @@ fn coerce(arguments: &Bound<'_, PyAny>, schema: &Bound<'_, PyAny>) -> PyResult<C
             arguments: v.to_string(),
             diagnostics: repairs
                 .into_iter()
-                .map(|d| Diagnostic { kind: d.kind, message: d.message, start: d.start, end: d.end })
+                .map(|d| Diagnostic {
+                    kind: d.kind,
+                    message: d.message,
+                    start: d.start,
+                    end: d.end,
+                })
                 .collect(),
         })
     })

@@ -58,8 +58,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
         print(json.dumps(message_from_result(result), ensure_ascii=False, indent=None if args.compact else 2))
     if args.verbose:
         print(f"format: {result.format}", file=sys.stderr)
-        for d in result.diagnostics:
-            print(f"{d.kind} [{d.start}:{d.end}]: {d.message}", file=sys.stderr)
+        for diag in result.diagnostics:
+            print(f"{diag.kind} [{diag.start}:{diag.end}]: {diag.message}", file=sys.stderr)
     return 0
 
 
@@ -78,8 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto", help="format name (see `toolmend formats`) or auto (default)")
     p.add_argument("--model", default=None, help="model id, helps auto-detection")
     p.add_argument("--tools", default=None, help="JSON file with the OpenAI tools list")
-    p.add_argument("--stream", action="store_true", help="read stdin incrementally and print chat.completion.chunk lines")
-    p.add_argument("--chunk-size", type=int, default=0, help="with --stream: read this many characters at a time (default: lines)")
+    p.add_argument(
+        "--stream", action="store_true", help="read stdin incrementally and print chat.completion.chunk lines"
+    )
+    p.add_argument(
+        "--chunk-size", type=int, default=0, help="with --stream: read this many characters at a time (default: lines)"
+    )
     p.add_argument("--no-repair", action="store_true", help="do not mend broken JSON")
     p.add_argument("--compact", action="store_true", help="print the message on one line")
     p.add_argument("-v", "--verbose", action="store_true", help="print the format and diagnostics to stderr")

@@ -38,7 +38,11 @@ fn deltas(text: &str) -> Vec<&str> {
 }
 
 fn opts(format: &str) -> Options {
-    Options { format: Some(format.to_string()), id_seed: Some(1), ..Options::default() }
+    Options {
+        format: Some(format.to_string()),
+        id_seed: Some(1),
+        ..Options::default()
+    }
 }
 
 fn bench_whole(c: &mut Criterion) {

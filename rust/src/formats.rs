@@ -83,16 +83,38 @@ impl Format {
 }
 
 const THINK: (&str, &str) = ("<think>", "</think>");
-const EOT: &[&str] = &["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "</s>", "<|endoftext|>"];
+const EOT: &[&str] = &[
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|end_of_text|>",
+    "</s>",
+    "<|endoftext|>",
+];
 
-fn prose(triggers: &[&'static str], reasoning: &[(&'static str, &'static str)], strip: &[&'static str], bare: bool) -> ProseSpec {
+fn prose(
+    triggers: &[&'static str],
+    reasoning: &[(&'static str, &'static str)],
+    strip: &[&'static str],
+    bare: bool,
+) -> ProseSpec {
     let mut s: Vec<&'static str> = EOT.to_vec();
     s.extend_from_slice(strip);
-    ProseSpec { triggers: triggers.to_vec(), reasoning: reasoning.to_vec(), strip: s, bare_json_at_start: bare, bare_json_anywhere: false }
+    ProseSpec {
+        triggers: triggers.to_vec(),
+        reasoning: reasoning.to_vec(),
+        strip: s,
+        bare_json_at_start: bare,
+        bare_json_anywhere: false,
+    }
 }
 
 fn env(regions: &[(&'static str, Option<&'static str>)]) -> EnvelopeSpec {
-    EnvelopeSpec { closes: regions.iter().map(|r| r.1).collect(), name_as_key: false, id_style: IdStyle::OpenAi }
+    EnvelopeSpec {
+        closes: regions.iter().map(|r| r.1).collect(),
+        name_as_key: false,
+        id_style: IdStyle::OpenAi,
+    }
 }
 
 /// An envelope format: call regions (open, optional close), bare JSON at the start,
@@ -108,12 +130,21 @@ fn envelope(
     reasoning: &[(&'static str, &'static str)],
 ) -> Format {
     let triggers: Vec<&'static str> = regions.iter().map(|r| r.0).collect();
-    Format { name, models, after, auto_bare: false, prose: prose(&triggers, reasoning, strip, bare), family: FamilySpec::Envelope(env(regions)) }
+    Format {
+        name,
+        models,
+        after,
+        auto_bare: false,
+        prose: prose(&triggers, reasoning, strip, bare),
+        family: FamilySpec::Envelope(env(regions)),
+    }
 }
 
 /// Sets a format's envelope data (id style, name-as-key).
 fn with_envelope(mut f: Format, edit: impl FnOnce(&mut EnvelopeSpec)) -> Format {
-    let FamilySpec::Envelope(spec) = &mut f.family else { unreachable!("with_envelope on a non-envelope format") };
+    let FamilySpec::Envelope(spec) = &mut f.family else {
+        unreachable!("with_envelope on a non-envelope format")
+    };
     edit(spec);
     f
 }
@@ -121,45 +152,173 @@ fn with_envelope(mut f: Format, edit: impl FnOnce(&mut EnvelopeSpec)) -> Format 
 /// All formats, in detection priority order.
 pub static FORMATS: LazyLock<Vec<Format>> = LazyLock::new(|| {
     let mut v = vec![
-        envelope("hermes", "Hermes-2-Pro/3, Qwen2.5, QwQ, Qwen3, Qwen3-VL, Granite-4, ERNIE-4.5", After::Json,
-            &[("<tool_call>", Some("</tool_call>"))], false, &[], &[THINK]),
-        envelope("longcat", "LongCat-Flash", After::Json, &[("<longcat_tool_call>", Some("</longcat_tool_call>"))], false, &[], &[THINK]),
-        envelope("llama3_json", "Llama 3.1 / 3.2 / 3.3, Llama-4 (JSON mode)", After::Json, &[("<|python_tag|>", None)], true, &[], &[]),
+        envelope(
+            "hermes",
+            "Hermes-2-Pro/3, Qwen2.5, QwQ, Qwen3, Qwen3-VL, Granite-4, ERNIE-4.5",
+            After::Json,
+            &[("<tool_call>", Some("</tool_call>"))],
+            false,
+            &[],
+            &[THINK],
+        ),
+        envelope(
+            "longcat",
+            "LongCat-Flash",
+            After::Json,
+            &[("<longcat_tool_call>", Some("</longcat_tool_call>"))],
+            false,
+            &[],
+            &[THINK],
+        ),
+        envelope(
+            "llama3_json",
+            "Llama 3.1 / 3.2 / 3.3, Llama-4 (JSON mode)",
+            After::Json,
+            &[("<|python_tag|>", None)],
+            true,
+            &[],
+            &[],
+        ),
         {
-            let mut f = envelope("generic_json", "any model without a native format; OpenAI-style model names", After::Json, &[("```json", Some("```"))], true, &[], &[THINK]);
+            let mut f = envelope(
+                "generic_json",
+                "any model without a native format; OpenAI-style model names",
+                After::Json,
+                &[("```json", Some("```"))],
+                true,
+                &[],
+                &[THINK],
+            );
             f.auto_bare = true;
             // With the format named explicitly, a JSON call may sit anywhere in the prose.
             f.prose.bare_json_anywhere = true;
             f
         },
         with_envelope(
-            envelope("mistral_array", "Mistral-7B-v0.3, Mixtral, Mistral-Nemo, Mistral-Small-3.1", After::Json,
-                &[("[TOOL_CALLS]", None)], false, &[], &[("[THINK]", "[/THINK]")]),
+            envelope(
+                "mistral_array",
+                "Mistral-7B-v0.3, Mixtral, Mistral-Nemo, Mistral-Small-3.1",
+                After::Json,
+                &[("[TOOL_CALLS]", None)],
+                false,
+                &[],
+                &[("[THINK]", "[/THINK]")],
+            ),
             |s| s.id_style = IdStyle::Mistral9,
         ),
-        envelope("functools", "Phi-4-mini, FireFunction-v2", After::Json, &[("functools", None)], false, &[], &[]),
-        envelope("granite", "Granite 3.0 / 3.1", After::Json, &[("<|tool_call|>", None), ("<tool_call>", None)], false, &[], &[THINK]),
-        envelope("granite_20b_fc", "granite-20b-functioncalling", After::Json, &[("<function_call>", None)], false, &[], &[]),
-        envelope("internlm", "InternLM2 / 2.5, Intern-S1", After::Json,
-            &[("<|action_start|><|plugin|>", Some("<|action_end|>"))], false, &[], &[THINK]),
-        envelope("json_list_in_tag", "Jamba-1.5, Hunyuan-A13B (<tool_calls>), Nemotron-Nano-v2 (<TOOLCALL>)", After::JsonArray,
-            &[("<tool_calls>", Some("</tool_calls>")), ("<TOOLCALL>", Some("</TOOLCALL>"))], false, &[], &[THINK]),
-        envelope("minimax_m1", "MiniMax-M1, MiniMax-Text-01", After::JsonObject, &[("<tool_calls>", Some("</tool_calls>"))], false, &[], &[THINK]),
+        envelope(
+            "functools",
+            "Phi-4-mini, FireFunction-v2",
+            After::Json,
+            &[("functools", None)],
+            false,
+            &[],
+            &[],
+        ),
+        envelope(
+            "granite",
+            "Granite 3.0 / 3.1",
+            After::Json,
+            &[("<|tool_call|>", None), ("<tool_call>", None)],
+            false,
+            &[],
+            &[THINK],
+        ),
+        envelope(
+            "granite_20b_fc",
+            "granite-20b-functioncalling",
+            After::Json,
+            &[("<function_call>", None)],
+            false,
+            &[],
+            &[],
+        ),
+        envelope(
+            "internlm",
+            "InternLM2 / 2.5, Intern-S1",
+            After::Json,
+            &[("<|action_start|><|plugin|>", Some("<|action_end|>"))],
+            false,
+            &[],
+            &[THINK],
+        ),
+        envelope(
+            "json_list_in_tag",
+            "Jamba-1.5, Hunyuan-A13B (<tool_calls>), Nemotron-Nano-v2 (<TOOLCALL>)",
+            After::JsonArray,
+            &[
+                ("<tool_calls>", Some("</tool_calls>")),
+                ("<TOOLCALL>", Some("</TOOLCALL>")),
+            ],
+            false,
+            &[],
+            &[THINK],
+        ),
+        envelope(
+            "minimax_m1",
+            "MiniMax-M1, MiniMax-Text-01",
+            After::JsonObject,
+            &[("<tool_calls>", Some("</tool_calls>"))],
+            false,
+            &[],
+            &[THINK],
+        ),
         {
             // xLAM puts its JSON list anywhere: after a <think> block (left in content), in a fence.
-            let mut f = envelope("xlam", "Salesforce xLAM-2", After::Json, &[("[TOOL_CALLS]", None), ("<tool_call>", Some("</tool_call>")), ("```json", Some("```"))], true, &[], &[]);
+            let mut f = envelope(
+                "xlam",
+                "Salesforce xLAM-2",
+                After::Json,
+                &[
+                    ("[TOOL_CALLS]", None),
+                    ("<tool_call>", Some("</tool_call>")),
+                    ("```json", Some("```")),
+                ],
+                true,
+                &[],
+                &[],
+            );
             f.prose.bare_json_anywhere = true;
             f
         },
-        envelope("cohere", "Command-R7B, Command-A", After::Json, &[("<|START_ACTION|>", Some("<|END_ACTION|>"))], false,
-            &["<|START_RESPONSE|>", "<|END_RESPONSE|>", "<|START_TEXT|>", "<|END_TEXT|>"],
-            &[("<|START_THINKING|>", "<|END_THINKING|>")]),
+        envelope(
+            "cohere",
+            "Command-R7B, Command-A",
+            After::Json,
+            &[("<|START_ACTION|>", Some("<|END_ACTION|>"))],
+            false,
+            &[
+                "<|START_RESPONSE|>",
+                "<|END_RESPONSE|>",
+                "<|START_TEXT|>",
+                "<|END_TEXT|>",
+            ],
+            &[("<|START_THINKING|>", "<|END_THINKING|>")],
+        ),
         with_envelope(
-            envelope("apertus", "Swiss AI Apertus", After::Json, &[("<|tools_prefix|>", Some("<|tools_suffix|>"))], false, &[], &[]),
+            envelope(
+                "apertus",
+                "Swiss AI Apertus",
+                After::Json,
+                &[("<|tools_prefix|>", Some("<|tools_suffix|>"))],
+                false,
+                &[],
+                &[],
+            ),
             |s| s.name_as_key = true,
         ),
-        envelope("gigachat3", "GigaChat 3 / 3.1", After::Json,
-            &[("<|message_sep|>\n\nfunction call<|role_sep|>\n", None), ("<|function_call|>", None)], false, &[], &[]),
+        envelope(
+            "gigachat3",
+            "GigaChat 3 / 3.1",
+            After::Json,
+            &[
+                ("<|message_sep|>\n\nfunction call<|role_sep|>\n", None),
+                ("<|function_call|>", None),
+            ],
+            false,
+            &[],
+            &[],
+        ),
     ];
     v.extend(python_formats());
     v.extend(gemma_formats());
@@ -169,7 +328,12 @@ pub static FORMATS: LazyLock<Vec<Format>> = LazyLock::new(|| {
         models: "gpt-oss-20b/120b",
         after: After::Any,
         auto_bare: false,
-        prose: prose(&["<|start|>", "<|channel|>"], &[], &["<|end|>", "<|call|>", "<|return|>"], false),
+        prose: prose(
+            &["<|start|>", "<|channel|>"],
+            &[],
+            &["<|end|>", "<|call|>", "<|return|>"],
+            false,
+        ),
         family: FamilySpec::Harmony(HarmonySpec::default()),
     });
     v.extend(xml_formats());
@@ -190,17 +354,40 @@ fn python_format(
     family: PythonicSpec,
 ) -> Format {
     let triggers: Vec<&'static str> = regions.iter().map(|r| r.0).collect();
-    let family = PythonicSpec { closes: regions.iter().map(|r| r.1).collect(), ..family };
-    Format { name, models, after, auto_bare: false, prose: prose(&triggers, reasoning, strip, false), family: FamilySpec::Pythonic(family) }
+    let family = PythonicSpec {
+        closes: regions.iter().map(|r| r.1).collect(),
+        ..family
+    };
+    Format {
+        name,
+        models,
+        after,
+        auto_bare: false,
+        prose: prose(&triggers, reasoning, strip, false),
+        family: FamilySpec::Pythonic(family),
+    }
 }
 
 /// gemma4, functiongemma: `call:NAME{…}` with a string-delimiter token.
 fn gemma_formats() -> Vec<Format> {
-    let gemma = |name, models, open: &'static str, close: &'static str, delim, strip: &[&'static str], reasoning: &[(&'static str, &'static str)]| {
+    let gemma = |name,
+                 models,
+                 open: &'static str,
+                 close: &'static str,
+                 delim,
+                 strip: &[&'static str],
+                 reasoning: &[(&'static str, &'static str)]| {
         let mut strip = strip.to_vec();
         // A repeated close marker after a call is noise.
         strip.push(close);
-        Format { name, models, after: After::Any, auto_bare: false, prose: prose(&[open], reasoning, &strip, false), family: FamilySpec::Gemma(GemmaSpec { delim, close }) }
+        Format {
+            name,
+            models,
+            after: After::Any,
+            auto_bare: false,
+            prose: prose(&[open], reasoning, &strip, false),
+            family: FamilySpec::Gemma(GemmaSpec { delim, close }),
+        }
     };
     vec![
         gemma(
@@ -227,7 +414,11 @@ fn gemma_formats() -> Vec<Format> {
 
 /// pythonic, olmo3, lfm2.
 fn python_formats() -> Vec<Format> {
-    let spec = |bare_list, json_in_region| PythonicSpec { closes: Vec::new(), bare_list, json_in_region };
+    let spec = |bare_list, json_in_region| PythonicSpec {
+        closes: Vec::new(),
+        bare_list,
+        json_in_region,
+    };
     let mut pythonic = python_format(
         "pythonic",
         "Llama-3.2 1B/3B, Llama-4 (pythonic mode), ToolACE",
@@ -242,7 +433,15 @@ fn python_formats() -> Vec<Format> {
     pythonic.prose.bare_json_at_start = true;
     vec![
         pythonic,
-        python_format("olmo3", "Olmo-3", After::NameThen(&["("]), &[("<function_calls>", Some("</function_calls>"))], &[], &[THINK], spec(false, false)),
+        python_format(
+            "olmo3",
+            "Olmo-3",
+            After::NameThen(&["("]),
+            &[("<function_calls>", Some("</function_calls>"))],
+            &[],
+            &[THINK],
+            spec(false, false),
+        ),
         python_format(
             "lfm2",
             "Liquid LFM2 / LFM2.5",
@@ -265,7 +464,14 @@ fn xml_format(
     reasoning: &[(&'static str, &'static str)],
 ) -> Format {
     let triggers: Vec<&'static str> = spec.sections.iter().map(|s| s.0).collect();
-    Format { name, models, after, auto_bare: false, prose: prose(&triggers, reasoning, strip, false), family: FamilySpec::Xml(spec) }
+    Format {
+        name,
+        models,
+        after,
+        auto_bare: false,
+        prose: prose(&triggers, reasoning, strip, false),
+        family: FamilySpec::Xml(spec),
+    }
 }
 
 /// qwen3_xml, seed_oss, glm47, glm45, minimax_m2, step3, deepseek_dsml, kimi_k3. Those
@@ -274,18 +480,67 @@ fn xml_format(
 fn xml_formats() -> Vec<Format> {
     use crate::families::xml::specs;
     vec![
-        xml_format("qwen3_xml", "Qwen3-Coder, Qwen3.5 / 3.6, Nemotron-3-Nano, Step-3.5, MiMo", After::Literal("<function="),
-            specs::qwen3_xml(), &[], &[THINK]),
-        xml_format("seed_oss", "ByteDance Seed-OSS-36B", After::Any, specs::seed_oss(), &["<seed:eos>"],
-            &[("<seed:think>", "</seed:think>")]),
-        xml_format("glm47", "GLM-4.7, GLM-5.x", After::NameThen(&["<arg_key>", "</tool_call>"]), specs::glm(), &[], &[THINK]),
-        xml_format("glm45", "GLM-4.5, GLM-4.6", After::NameThen(&["\n<arg_key>", "\n</tool_call>", "<arg_key>", "</tool_call>"]), specs::glm(), &[], &[THINK]),
-        xml_format("minimax_m2", "MiniMax-M2 / M2.x", After::Any, specs::minimax_m2(), &[], &[THINK]),
+        xml_format(
+            "qwen3_xml",
+            "Qwen3-Coder, Qwen3.5 / 3.6, Nemotron-3-Nano, Step-3.5, MiMo",
+            After::Literal("<function="),
+            specs::qwen3_xml(),
+            &[],
+            &[THINK],
+        ),
+        xml_format(
+            "seed_oss",
+            "ByteDance Seed-OSS-36B",
+            After::Any,
+            specs::seed_oss(),
+            &["<seed:eos>"],
+            &[("<seed:think>", "</seed:think>")],
+        ),
+        xml_format(
+            "glm47",
+            "GLM-4.7, GLM-5.x",
+            After::NameThen(&["<arg_key>", "</tool_call>"]),
+            specs::glm(),
+            &[],
+            &[THINK],
+        ),
+        xml_format(
+            "glm45",
+            "GLM-4.5, GLM-4.6",
+            After::NameThen(&["\n<arg_key>", "\n</tool_call>", "<arg_key>", "</tool_call>"]),
+            specs::glm(),
+            &[],
+            &[THINK],
+        ),
+        xml_format(
+            "minimax_m2",
+            "MiniMax-M2 / M2.x",
+            After::Any,
+            specs::minimax_m2(),
+            &[],
+            &[THINK],
+        ),
         xml_format("step3", "Step-3", After::Any, specs::step3(), &[], &[THINK]),
-        xml_format("deepseek_dsml", "DeepSeek-V3.2, V4, V4.1", After::Any, specs::deepseek_dsml(), &["<｜end▁of▁sentence｜>"], &[THINK]),
-        xml_format("kimi_k3", "Kimi-K3", After::Any, specs::kimi_k3(),
-            &["<|open|>response<|sep|>", "<|close|>response<|sep|>", "<|close|>message<|sep|>"],
-            &[("<|open|>think<|sep|>", "<|close|>think<|sep|>")]),
+        xml_format(
+            "deepseek_dsml",
+            "DeepSeek-V3.2, V4, V4.1",
+            After::Any,
+            specs::deepseek_dsml(),
+            &["<｜end▁of▁sentence｜>"],
+            &[THINK],
+        ),
+        xml_format(
+            "kimi_k3",
+            "Kimi-K3",
+            After::Any,
+            specs::kimi_k3(),
+            &[
+                "<|open|>response<|sep|>",
+                "<|close|>response<|sep|>",
+                "<|close|>message<|sep|>",
+            ],
+            &[("<|open|>think<|sep|>", "<|close|>think<|sep|>")],
+        ),
     ]
 }
 
@@ -301,7 +556,14 @@ fn named_format(
     // A stray section close in prose is a special token, never text.
     let mut strip = strip.to_vec();
     strip.extend(spec.sections.iter().map(|s| s.1));
-    Format { name, models, after, auto_bare: false, prose: prose(&spec.triggers(), reasoning, &strip, false), family: FamilySpec::Named(spec) }
+    Format {
+        name,
+        models,
+        after,
+        auto_bare: false,
+        prose: prose(&spec.triggers(), reasoning, &strip, false),
+        family: FamilySpec::Named(spec),
+    }
 }
 
 /// `function<｜tool▁sep｜>` after a DeepSeek call-open marker: the V3 header.
@@ -314,21 +576,73 @@ const DEEPSEEK_V31_HEAD: After = After::NameThen(named::DEEPSEEK_SEPS);
 /// inkling.
 fn named_formats() -> Vec<Format> {
     vec![
-        named_format("mistral_v13", "Magistral-2509, Ministral-3, Devstral-2, Mistral-Small-4, Medium-3.5",
-            After::NameThen(&["[ARGS]"]), named::MISTRAL, &[], &[("[THINK]", "[/THINK]")]),
-        named_format("mistral_v11", "Mistral-Small-3.2, Magistral-2506/2507", After::NameThen(&["[CALL_ID]"]), named::MISTRAL, &[],
-            &[("[THINK]", "[/THINK]")]),
-        named_format("deepseek_v3", "DeepSeek-V3, V3-0324, R1, R1-0528, Cogito",
-            After::AnyOf(&[After::Then(named::DEEPSEEK_OPENS, &DEEPSEEK_V3_HEAD), DEEPSEEK_V3_HEAD]), named::DEEPSEEK,
-            named::DEEPSEEK_STRIP, &[THINK]),
-        named_format("deepseek_v31", "DeepSeek-V3.1, V3.1-Terminus, V3.2-Exp",
-            After::AnyOf(&[After::Then(named::DEEPSEEK_OPENS, &DEEPSEEK_V31_HEAD), DEEPSEEK_V31_HEAD]), named::DEEPSEEK,
-            named::DEEPSEEK_STRIP, &[THINK]),
-        named_format("kimi_k2", "Kimi-K2 (Instruct, 0905, Thinking), K2.5 / K2.6", After::Any, named::KIMI, &[], &[THINK]),
-        named_format("functionary_v31", "Functionary v3.1 (Llama-3.1 based)", After::NameThen(&[">{", "> {", ">\n{"]),
-            named::FUNCTIONARY_V31, &[], &[]),
-        named_format("functionary_v32", "Functionary v3.2", After::NameThen(&["\n"]), named::FUNCTIONARY_V32, &[], &[]),
-        named_format("inkling", "Inkling", After::Any, named::INKLING, named::INKLING_STRIP, &[("<|content_thinking|>", "<|end_message|>")]),
+        named_format(
+            "mistral_v13",
+            "Magistral-2509, Ministral-3, Devstral-2, Mistral-Small-4, Medium-3.5",
+            After::NameThen(&["[ARGS]"]),
+            named::MISTRAL,
+            &[],
+            &[("[THINK]", "[/THINK]")],
+        ),
+        named_format(
+            "mistral_v11",
+            "Mistral-Small-3.2, Magistral-2506/2507",
+            After::NameThen(&["[CALL_ID]"]),
+            named::MISTRAL,
+            &[],
+            &[("[THINK]", "[/THINK]")],
+        ),
+        named_format(
+            "deepseek_v3",
+            "DeepSeek-V3, V3-0324, R1, R1-0528, Cogito",
+            After::AnyOf(&[After::Then(named::DEEPSEEK_OPENS, &DEEPSEEK_V3_HEAD), DEEPSEEK_V3_HEAD]),
+            named::DEEPSEEK,
+            named::DEEPSEEK_STRIP,
+            &[THINK],
+        ),
+        named_format(
+            "deepseek_v31",
+            "DeepSeek-V3.1, V3.1-Terminus, V3.2-Exp",
+            After::AnyOf(&[
+                After::Then(named::DEEPSEEK_OPENS, &DEEPSEEK_V31_HEAD),
+                DEEPSEEK_V31_HEAD,
+            ]),
+            named::DEEPSEEK,
+            named::DEEPSEEK_STRIP,
+            &[THINK],
+        ),
+        named_format(
+            "kimi_k2",
+            "Kimi-K2 (Instruct, 0905, Thinking), K2.5 / K2.6",
+            After::Any,
+            named::KIMI,
+            &[],
+            &[THINK],
+        ),
+        named_format(
+            "functionary_v31",
+            "Functionary v3.1 (Llama-3.1 based)",
+            After::NameThen(&[">{", "> {", ">\n{"]),
+            named::FUNCTIONARY_V31,
+            &[],
+            &[],
+        ),
+        named_format(
+            "functionary_v32",
+            "Functionary v3.2",
+            After::NameThen(&["\n"]),
+            named::FUNCTIONARY_V32,
+            &[],
+            &[],
+        ),
+        named_format(
+            "inkling",
+            "Inkling",
+            After::Any,
+            named::INKLING,
+            named::INKLING_STRIP,
+            &[("<|content_thinking|>", "<|end_message|>")],
+        ),
     ]
 }
 
@@ -418,5 +732,8 @@ pub static MODEL_TABLE: &[(&str, &str)] = &[
 pub fn for_model(model: &str) -> Option<&'static Format> {
     let m = model.to_ascii_lowercase().replace(['_', ' '], "-");
     let stem = m.rsplit('/').next().unwrap_or(&m);
-    MODEL_TABLE.iter().find(|(pat, _)| stem.contains(pat) || m.contains(pat)).and_then(|(_, f)| by_name(f))
+    MODEL_TABLE
+        .iter()
+        .find(|(pat, _)| stem.contains(pat) || m.contains(pat))
+        .and_then(|(_, f)| by_name(f))
 }

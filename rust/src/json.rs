@@ -920,10 +920,17 @@ impl Scanner {
         if let Mode::Bare { key } = self.mode {
             if !key && self.lenient {
                 // A literal cut short at the end of the output: `tr` -> `true`.
-                let full = ["true", "false", "null"].into_iter().find(|l| l.len() > self.word.len() && l.starts_with(self.word.as_str()) && !self.word.is_empty());
+                let full = ["true", "false", "null"]
+                    .into_iter()
+                    .find(|l| l.len() > self.word.len() && l.starts_with(self.word.as_str()) && !self.word.is_empty());
                 if let Some(l) = full {
                     let at = self.base + self.pos;
-                    self.repairs.push(Repair { kind: "truncated", start: at, end: at, message: format!("completed the literal {l}") });
+                    self.repairs.push(Repair {
+                        kind: "truncated",
+                        start: at,
+                        end: at,
+                        message: format!("completed the literal {l}"),
+                    });
                     self.word = l.to_string();
                 }
             }

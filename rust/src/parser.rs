@@ -316,7 +316,9 @@ impl AutoTables {
         let mut spec = ProseSpec::default();
         let mut candidates: Vec<Vec<&'static Format>> = Vec::new();
         let mut bare = Vec::new();
-        let order = preferred.into_iter().chain(FORMATS.iter().filter(|f| Some(f.name) != preferred.map(|p| p.name)));
+        let order = preferred
+            .into_iter()
+            .chain(FORMATS.iter().filter(|f| Some(f.name) != preferred.map(|p| p.name)));
         for f in order {
             let p = &f.prose;
             for t in &p.triggers {
@@ -352,7 +354,9 @@ impl AutoTables {
         static CACHE: OnceLock<Mutex<HashMap<Option<&'static str>, Arc<AutoTables>>>> = OnceLock::new();
         let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
         let mut map = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.entry(preferred.map(|f| f.name)).or_insert_with(|| Arc::new(AutoTables::build(preferred))).clone()
+        map.entry(preferred.map(|f| f.name))
+            .or_insert_with(|| Arc::new(AutoTables::build(preferred)))
+            .clone()
     }
 }
 
@@ -362,7 +366,13 @@ impl Auto {
         // Start inside a reasoning block only if the preferred format has one (the first
         // reasoning pair of the tables is the preferred format's).
         let in_reasoning = in_reasoning && preferred.is_none_or(|p| !p.prose.reasoning.is_empty());
-        Auto { prose: Prose::new(&tables.spec, in_reasoning), tables, inner: None, in_reasoning, lenient }
+        Auto {
+            prose: Prose::new(&tables.spec, in_reasoning),
+            tables,
+            inner: None,
+            in_reasoning,
+            lenient,
+        }
     }
 
     /// Picks a format among `formats` for the text after a trigger. `Err(())`: need more input.

@@ -49,7 +49,11 @@ impl TokenSink for KeyedWriter {
 /// Scans one value starting at `text[start..]`; returns (json, top-level keys, end offset).
 fn scan_value(text: &str, start: usize, diags: &mut Vec<Repair>) -> Option<(String, Vec<String>, usize)> {
     let mut sc = Scanner::new(Dialect::Json, true, start);
-    let mut sink = KeyedWriter { w: JsonWriter::new(), depth: 0, keys: Vec::new() };
+    let mut sink = KeyedWriter {
+        w: JsonWriter::new(),
+        depth: 0,
+        keys: Vec::new(),
+    };
     let end = match sc.feed(&text[start..], &mut sink) {
         Progress::Done { consumed } => start + consumed,
         Progress::Partial { .. } => {
@@ -73,7 +77,13 @@ fn fence_body(text: &str) -> Option<(usize, usize)> {
     let open = text.find("```")?;
     let after = open + 3;
     let body_start = match text[after..].find('\n') {
-        Some(nl) if text[after..after + nl].chars().all(|c| c.is_ascii_alphanumeric() || c == ' ') => after + nl + 1,
+        Some(nl)
+            if text[after..after + nl]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == ' ') =>
+        {
+            after + nl + 1
+        }
         _ => after,
     };
     let body_end = text[body_start..].find("```").map_or(text.len(), |e| body_start + e);
@@ -86,7 +96,12 @@ pub fn repair_json(text: &str) -> Result<RepairResult, RepairError> {
     // Inside a fence, the fence body is the value.
     let (lo, hi) = match fence_body(text) {
         Some((lo, hi)) if text[lo..hi].trim_start().starts_with(['{', '[', '"']) => {
-            diags.push(Repair { kind: "code_fence", start: 0, end: text.len(), message: "took the value out of a code fence".into() });
+            diags.push(Repair {
+                kind: "code_fence",
+                start: 0,
+                end: text.len(),
+                message: "took the value out of a code fence".into(),
+            });
             (lo, hi)
         }
         _ => (0, text.len()),
@@ -126,7 +141,10 @@ pub fn repair_json(text: &str) -> Result<RepairResult, RepairError> {
                         message: "decoded a JSON value that was encoded as a string".into(),
                     });
                     diags.append(&mut r.diagnostics);
-                    return Ok(RepairResult { json: r.json, diagnostics: diags });
+                    return Ok(RepairResult {
+                        json: r.json,
+                        diagnostics: diags,
+                    });
                 }
             }
         }
@@ -167,7 +185,10 @@ pub fn repair_json(text: &str) -> Result<RepairResult, RepairError> {
         }
     }
     diags.sort_by(|a, b| (a.start, a.end, a.kind).cmp(&(b.start, b.end, b.kind)));
-    Ok(RepairResult { json, diagnostics: diags })
+    Ok(RepairResult {
+        json,
+        diagnostics: diags,
+    })
 }
 
 #[cfg(test)]

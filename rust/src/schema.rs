@@ -19,7 +19,10 @@ const MAX_DEPTH: usize = 64;
 /// Coerces `value` to `schema`; returns the value and what was changed (spans are 0: the
 /// value is already parsed; messages carry the JSON pointer).
 pub fn coerce(value: &Value, schema: &Value) -> (Value, Vec<Repair>) {
-    let mut c = Coercer { root: schema, repairs: Vec::new() };
+    let mut c = Coercer {
+        root: schema,
+        repairs: Vec::new(),
+    };
     let v = c.value(value, schema, "", 0);
     (v, c.repairs)
 }
@@ -72,7 +75,8 @@ fn fits(v: &Value, schema: &Value, root: &Value, depth: usize) -> bool {
                 return false;
             }
         }
-        if schema.get("additionalProperties") == Some(&Value::Bool(false)) && obj.keys().any(|k| !props.contains_key(k)) {
+        if schema.get("additionalProperties") == Some(&Value::Bool(false)) && obj.keys().any(|k| !props.contains_key(k))
+        {
             return false;
         }
     }
@@ -83,7 +87,9 @@ fn fits(v: &Value, schema: &Value, root: &Value, depth: usize) -> bool {
 fn resolve<'a>(schema: &'a Value, root: &'a Value, depth: usize) -> &'a Value {
     let mut s = schema;
     for _ in 0..MAX_DEPTH.saturating_sub(depth) {
-        let Some(Value::String(r)) = s.get("$ref") else { return s };
+        let Some(Value::String(r)) = s.get("$ref") else {
+            return s;
+        };
         let Some(path) = r.strip_prefix('#') else { return s };
         match root.pointer(path) {
             Some(target) => s = target,
@@ -111,7 +117,12 @@ fn parse_number(s: &str) -> Option<Value> {
 impl Coercer<'_> {
     fn note(&mut self, kind: &'static str, path: &str, message: String) {
         let at = if path.is_empty() { "/" } else { path };
-        self.repairs.push(Repair { kind, start: 0, end: 0, message: format!("{at}: {message}") });
+        self.repairs.push(Repair {
+            kind,
+            start: 0,
+            end: 0,
+            message: format!("{at}: {message}"),
+        });
     }
 
     fn value(&mut self, v: &Value, schema: &Value, path: &str, depth: usize) -> Value {
@@ -125,11 +136,17 @@ impl Coercer<'_> {
         for key in ["anyOf", "oneOf"] {
             if let Some(Value::Array(options)) = schema.get(key) {
                 if options.iter().any(|o| fits(v, o, root, depth + 1)) {
-                    let branch = options.iter().find(|o| fits(v, o, root, depth + 1)).expect("a fitting branch");
+                    let branch = options
+                        .iter()
+                        .find(|o| fits(v, o, root, depth + 1))
+                        .expect("a fitting branch");
                     return self.value(v, branch, path, depth + 1);
                 }
                 for o in options {
-                    let mut trial = Coercer { root, repairs: Vec::new() };
+                    let mut trial = Coercer {
+                        root,
+                        repairs: Vec::new(),
+                    };
                     let c = trial.value(v, o, path, depth + 1);
                     if fits(&c, o, root, depth + 1) {
                         self.repairs.append(&mut trial.repairs);
@@ -151,7 +168,10 @@ impl Coercer<'_> {
             if let Value::String(s) = &v {
                 if !options.contains(&v) {
                     let lower = s.to_lowercase();
-                    let hits: Vec<&Value> = options.iter().filter(|o| o.as_str().is_some_and(|x| x.to_lowercase() == lower)).collect();
+                    let hits: Vec<&Value> = options
+                        .iter()
+                        .filter(|o| o.as_str().is_some_and(|x| x.to_lowercase() == lower))
+                        .collect();
                     if hits.len() == 1 {
                         self.note("enum_case", path, format!("{s:?} matched the enum value {}", hits[0]));
                         return hits[0].clone();
@@ -262,7 +282,11 @@ impl Coercer<'_> {
                 None => match additional {
                     Some(Value::Bool(false)) => {
                         obj.shift_remove(&k);
-                        self.note("dropped_property", &sub, "not allowed (additionalProperties is false); dropped".into());
+                        self.note(
+                            "dropped_property",
+                            &sub,
+                            "not allowed (additionalProperties is false); dropped".into(),
+                        );
                     }
                     Some(s @ Value::Object(_)) => {
                         if let Some(slot) = obj.get_mut(&k) {
@@ -277,8 +301,16 @@ impl Coercer<'_> {
         if let (Some(Value::Array(req)), Some(props)) = (schema.get("required"), props) {
             for k in req.iter().filter_map(Value::as_str) {
                 if !obj.contains_key(k) {
-                    if let Some(default) = props.get(k).map(|p| resolve(p, self.root, depth)).and_then(|p| p.get("default")) {
-                        self.note("default_filled", &format!("{path}/{k}"), format!("missing required property filled with its default {default}"));
+                    if let Some(default) = props
+                        .get(k)
+                        .map(|p| resolve(p, self.root, depth))
+                        .and_then(|p| p.get("default"))
+                    {
+                        self.note(
+                            "default_filled",
+                            &format!("{path}/{k}"),
+                            format!("missing required property filled with its default {default}"),
+                        );
                         obj.insert(k.to_string(), default.clone());
                     }
                 }
@@ -308,13 +340,19 @@ mod tests {
             json!({"n": "42", "x": "3.5", "b": "true", "z": "02139", "o": "null", "l": "7", "e": "celsius", "j": "{\"a\":1}"}),
             s,
         );
-        assert_eq!(got, json!({"n": 42, "x": 3.5, "b": true, "z": "02139", "o": null, "l": [7], "e": "Celsius", "j": {"a": 1}}));
+        assert_eq!(
+            got,
+            json!({"n": 42, "x": 3.5, "b": true, "z": "02139", "o": null, "l": [7], "e": "Celsius", "j": {"a": 1}})
+        );
     }
 
     #[test]
     fn never_against_the_schema() {
         let s = json!({"type": "object", "properties": {"zip": {"type": "string"}, "n": {"type": "integer"}}});
-        assert_eq!(c(json!({"zip": "02139", "n": "abc"}), s), json!({"zip": "02139", "n": "abc"}));
+        assert_eq!(
+            c(json!({"zip": "02139", "n": "abc"}), s),
+            json!({"zip": "02139", "n": "abc"})
+        );
     }
 
     #[test]
@@ -331,8 +369,14 @@ mod tests {
             "required": ["mode"],
             "additionalProperties": false
         });
-        let (v, r) = coerce(&json!({"p": {"x": "1.5"}, "u": "12", "extra": 1, "pts": [{"x": "2"}]}), &s);
-        assert_eq!(v, json!({"p": {"x": 1.5}, "u": "12", "mode": "fast", "pts": [{"x": 2}]}));
+        let (v, r) = coerce(
+            &json!({"p": {"x": "1.5"}, "u": "12", "extra": 1, "pts": [{"x": "2"}]}),
+            &s,
+        );
+        assert_eq!(
+            v,
+            json!({"p": {"x": 1.5}, "u": "12", "mode": "fast", "pts": [{"x": 2}]})
+        );
         assert!(r.iter().any(|d| d.kind == "dropped_property"));
         assert!(r.iter().any(|d| d.kind == "default_filled"));
     }

@@ -68,9 +68,15 @@ fn load_cases() -> Vec<Case> {
 /// The peer's parser was initialised with thinking enabled, and the output does begin inside
 /// the reasoning block: it closes a block it never opened.
 fn starts_in_reasoning(case: &Case) -> bool {
-    const PAIRS: &[(&str, &str)] = &[("<think>", "</think>"), ("[THINK]", "[/THINK]"), ("<|channel>", "<channel|>")];
+    const PAIRS: &[(&str, &str)] = &[
+        ("<think>", "</think>"),
+        ("[THINK]", "[/THINK]"),
+        ("<|channel>", "<channel|>"),
+    ];
     case.notes.contains("thinking enabled")
-        && PAIRS.iter().any(|(open, close)| case.output.contains(close) && !case.output.contains(open))
+        && PAIRS
+            .iter()
+            .any(|(open, close)| case.output.contains(close) && !case.output.contains(open))
 }
 
 fn options(case: &Case, format: Option<&str>) -> Options {
@@ -333,14 +339,38 @@ fn corpus_conformance() {
 /// case's model id as a hint. Cases where the text alone is ambiguous and no model id is
 /// given are listed (with the reason) in `AMBIGUOUS_WITHOUT_HINT`.
 const AMBIGUOUS_WITHOUT_HINT: &[(&str, &str)] = &[
-    ("smg/tool_parser_edge_cases/test_multiple_formats_in_text", "JSON in the middle of prose is a call only when generic_json is named"),
-    ("smg/tool_parser_fallback/test_escaped_json_like_content#1", "JSON in the middle of prose is a call only when generic_json is named"),
-    ("smg/tool_parser_json/test_json_array_of_tools", "JSON in the middle of prose is a call only when generic_json is named"),
-    ("smg/tool_parser_json/test_json_extraction_from_text", "JSON in the middle of prose is a call only when generic_json is named"),
-    ("smg/tool_parser_mixed_edge_cases/test_mixed_formats_in_text#1", "JSON in the middle of prose is a call only when generic_json is named"),
-    ("smg/tool_parser_mixed_edge_cases/test_boundary_cases_for_extraction#2", "JSON in the middle of prose is a call only when generic_json is named"),
-    ("smg/tool_parser_mixed_edge_cases/test_mixed_formats_in_text#2", "starts with a bare JSON object, so auto reads it as generic_json; only naming mistral_array ignores it"),
-    ("smg/tool_parser_pythonic/test_pythonic_real_world_llama4", "a pythonic list after prose is a call only when pythonic is named (or the model id says Llama-4)"),
+    (
+        "smg/tool_parser_edge_cases/test_multiple_formats_in_text",
+        "JSON in the middle of prose is a call only when generic_json is named",
+    ),
+    (
+        "smg/tool_parser_fallback/test_escaped_json_like_content#1",
+        "JSON in the middle of prose is a call only when generic_json is named",
+    ),
+    (
+        "smg/tool_parser_json/test_json_array_of_tools",
+        "JSON in the middle of prose is a call only when generic_json is named",
+    ),
+    (
+        "smg/tool_parser_json/test_json_extraction_from_text",
+        "JSON in the middle of prose is a call only when generic_json is named",
+    ),
+    (
+        "smg/tool_parser_mixed_edge_cases/test_mixed_formats_in_text#1",
+        "JSON in the middle of prose is a call only when generic_json is named",
+    ),
+    (
+        "smg/tool_parser_mixed_edge_cases/test_boundary_cases_for_extraction#2",
+        "JSON in the middle of prose is a call only when generic_json is named",
+    ),
+    (
+        "smg/tool_parser_mixed_edge_cases/test_mixed_formats_in_text#2",
+        "starts with a bare JSON object, so auto reads it as generic_json; only naming mistral_array ignores it",
+    ),
+    (
+        "smg/tool_parser_pythonic/test_pythonic_real_world_llama4",
+        "a pythonic list after prose is a call only when pythonic is named (or the model id says Llama-4)",
+    ),
 ];
 
 #[test]
@@ -349,17 +379,27 @@ fn auto_detection() {
     let mut per_format: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut failures = Vec::new();
     for case in &cases {
-        let Ok(explicit) = parse(&case.output, options(case, Some(&case.format))) else { continue };
+        let Ok(explicit) = parse(&case.output, options(case, Some(&case.format))) else {
+            continue;
+        };
         if explicit.tool_calls.is_empty() {
             continue;
         }
         let auto = parse(&case.output, options(case, None)).expect("auto parse");
         let same = auto.tool_calls.len() == explicit.tool_calls.len()
-            && auto.tool_calls.iter().zip(&explicit.tool_calls).all(|(a, b)| a.name == b.name && a.arguments == b.arguments);
+            && auto
+                .tool_calls
+                .iter()
+                .zip(&explicit.tool_calls)
+                .all(|(a, b)| a.name == b.name && a.arguments == b.arguments);
         let entry = per_format.entry(case.format.clone()).or_default();
         entry.1 += 1;
         if let Some((_, reason)) = AMBIGUOUS_WITHOUT_HINT.iter().find(|(id, _)| *id == case.id) {
-            assert!(!same, "{} is listed as ambiguous ({reason}) but was detected: remove it", case.id);
+            assert!(
+                !same,
+                "{} is listed as ambiguous ({reason}) but was detected: remove it",
+                case.id
+            );
             continue;
         }
         if same {

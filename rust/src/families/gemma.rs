@@ -357,7 +357,7 @@ impl Body {
                 }
                 Mode::DelimStr => {
                     if self.hold == Hold::Closers {
-                        if matches!(c, b'}' | b']') || c.is_ascii_whitespace() {
+                        if (matches!(c, b'}' | b']') || c.is_ascii_whitespace()) && self.pending.len() < MAX_NAME {
                             self.pending.push(c as char);
                             i += 1;
                             continue;
@@ -459,7 +459,7 @@ impl Body {
                 }
                 Mode::RawStr => match self.hold {
                     Hold::Closers => {
-                        if matches!(c, b'}' | b']') || c.is_ascii_whitespace() {
+                        if (matches!(c, b'}' | b']') || c.is_ascii_whitespace()) && self.pending.len() < MAX_NAME {
                             self.pending.push(c as char);
                             i += 1;
                         } else {
@@ -825,18 +825,19 @@ impl Family for Gemma {
                     }
                 }
                 State::AfterBody => {
+                    // Spaces between the arguments and the close marker are markup.
                     let mut i = pos;
                     while i < bytes.len() && bytes[i].is_ascii_whitespace() {
                         i += 1;
                     }
                     if i >= bytes.len() && !eof {
-                        return pos;
+                        return i;
                     }
-                    match starts_with_marker(input, i, self.spec.close, eof) {
-                        None => return pos,
-                        Some(true) => pos = i + self.spec.close.len(),
-                        Some(false) => {}
-                    }
+                    pos = match starts_with_marker(input, i, self.spec.close, eof) {
+                        None => return i,
+                        Some(true) => i + self.spec.close.len(),
+                        Some(false) => i,
+                    };
                     self.state = State::Prose;
                 }
                 State::Passthrough => {

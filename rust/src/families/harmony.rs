@@ -311,8 +311,11 @@ impl Family for Harmony {
                     while i < bytes.len() && bytes[i].is_ascii_whitespace() {
                         i += 1;
                     }
+                    // Kept with the header: both are content if this is no call.
+                    self.header.push_str(&input[pos..i]);
+                    pos = i;
                     if i >= bytes.len() && !eof {
-                        return pos;
+                        return i;
                     }
                     let name = std::mem::take(&mut self.name);
                     let accepted = if bytes.get(i) == Some(&b'{') {

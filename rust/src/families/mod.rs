@@ -4,9 +4,9 @@
 //! which stops at the family's call markers; the family then reads the call syntax.
 
 pub mod envelope;
-pub mod named;
 pub mod gemma;
 pub mod harmony;
+pub mod named;
 pub mod pythonic;
 pub mod xml;
 
@@ -46,7 +46,9 @@ fn compiled(markers: Vec<&'static str>) -> Arc<MarkerSet> {
     static CACHE: OnceLock<Mutex<HashMap<Vec<&'static str>, Arc<MarkerSet>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     let mut map = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    map.entry(markers).or_insert_with_key(|m| Arc::new(MarkerSet::new(m))).clone()
+    map.entry(markers)
+        .or_insert_with_key(|m| Arc::new(MarkerSet::new(m)))
+        .clone()
 }
 
 /// What [`Prose::scan`] stopped at.
@@ -149,7 +151,10 @@ impl Prose {
                     Find::Found { at, .. } | Find::Partial { at } => at,
                     Find::None => input.len(),
                 };
-                if let Some(k) = input.as_bytes()[pos..limit].iter().position(|&b| b == b'{' || b == b'[') {
+                if let Some(k) = input.as_bytes()[pos..limit]
+                    .iter()
+                    .position(|&b| b == b'{' || b == b'[')
+                {
                     let at = pos + k;
                     self.emit(out, &input[pos..at]);
                     return ProseStep::BareJson { at };

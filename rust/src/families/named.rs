@@ -1779,6 +1779,30 @@ mod tests {
     }
 
     #[test]
+    fn a_rejected_call_ends_at_prose_tokens() {
+        let r = parse("functionary_v31", None, "See <function=x> for details.<|eot_id|>");
+        assert!(r.tool_calls.is_empty());
+        assert_eq!(r.content.as_deref(), Some("See <function=x> for details."));
+    }
+
+    #[test]
+    fn long_arguments_stream_in_linear_time() {
+        let body = "x".repeat(300_000);
+        let text = format!(
+            "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>f<｜tool▁sep｜>{{\"a\": \"{body}\"}}<｜tool▁call▁end｜><｜tool▁calls▁end｜>"
+        );
+        let started = std::time::Instant::now();
+        let (_, whole) = run("deepseek_v31", None, &[&text]);
+        assert_eq!(whole.tool_calls.len(), 1);
+        let chars: Vec<char> = text.chars().collect();
+        let chunks: Vec<String> = chars.chunks(2).map(|c| c.iter().collect()).collect();
+        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+        let (_, streamed) = run("deepseek_v31", None, &refs);
+        assert_eq!(streamed.tool_calls, whole.tool_calls);
+        assert!(started.elapsed().as_secs() < 20, "too slow: {:?}", started.elapsed());
+    }
+
+    #[test]
     fn hostile_headers_are_bounded() {
         let long = format!("[TOOL_CALLS]{}[ARGS]{{}}", "a".repeat(10_000));
         let (_, r) = super::tests::run("mistral_v13", None, &[&long]);

@@ -35,6 +35,8 @@ pub struct PythonicSpec {
 const MAX_NAME: usize = 256;
 /// Longest region preamble (marker and whitespace) held before the first call.
 const MAX_RAW: usize = 4096;
+/// Longest run of spaces after a `[` still read as the start of a call list.
+const MAX_SPACES: usize = 64;
 
 fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-') || b >= 0x80
@@ -388,7 +390,18 @@ impl Pythonic {
                 }
                 ProseStep::Trigger { at, len, index } => {
                     if self.spec.bare_list && index == self.bracket_trigger {
-                        match After::PythonList.accepts(&input[at..], eof) {
+                        // A list opener followed by a long run of spaces is no call (bounds the wait).
+                        let spaces = input.as_bytes()[at + 1..]
+                            .iter()
+                            .take(MAX_SPACES + 1)
+                            .take_while(|b| b.is_ascii_whitespace())
+                            .count();
+                        let verdict = if spaces > MAX_SPACES {
+                            Some(false)
+                        } else {
+                            After::PythonList.accepts(&input[at..], eof)
+                        };
+                        match verdict {
                             None => Flow::Stop(at),
                             Some(true) => {
                                 self.open_region(None, out.base + at);
@@ -448,7 +461,7 @@ impl Pythonic {
                     // `[` then `{`: the JSON variant. Look past whitespace.
                     let mut j = i + 1;
                     if b == b'[' {
-                        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                        while j < bytes.len() && bytes[j].is_ascii_whitespace() && j - i <= MAX_SPACES {
                             j += 1;
                         }
                         if j >= bytes.len() && !eof {
@@ -773,20 +786,22 @@ impl Pythonic {
                 while i < bytes.len() && bytes[i].is_ascii_whitespace() {
                     i += 1;
                 }
+                // Spaces between the list and its close marker are markup.
+                self.take(&input[pos..i], out);
                 if i >= bytes.len() && !eof {
-                    return Flow::Stop(pos);
+                    return Flow::Stop(i);
                 }
                 match starts_with_marker(input, i, close, eof) {
-                    None => Flow::Stop(pos),
+                    None => Flow::Stop(i),
                     Some(true) => {
-                        self.take(&input[pos..i + close.len()], out);
+                        self.take(close, out);
                         self.close_region(out);
                         Flow::Go(i + close.len())
                     }
                     Some(false) => {
-                        // No close marker: the whitespace is prose again.
+                        // No close marker: what follows is prose again.
                         self.close_region(out);
-                        Flow::Go(pos)
+                        Flow::Go(i)
                     }
                 }
             }
