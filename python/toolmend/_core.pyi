@@ -1,29 +1,52 @@
 """Type stubs for the Rust extension module ``toolmend._core``."""
 
 from collections.abc import Sequence
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, final
 
 __version__: str
 
-EventKind = Literal["content", "reasoning", "tool_call_start", "tool_call_args", "tool_call_end"]
-ToolsArg = Union[Sequence[Any], "Tools", None]
+__all__ = [
+    "CoerceResult",
+    "Diagnostic",
+    "Event",
+    "InvalidToolsError",
+    "ParseResult",
+    "ParserFinishedError",
+    "RepairResult",
+    "StreamParser",
+    "ToolCall",
+    "ToolmendError",
+    "Tools",
+    "UnknownFormatError",
+    "__version__",
+    "coerce",
+    "format_for_model",
+    "formats",
+    "parse",
+    "repair_json",
+]
+
+_EventKind = Literal["content", "reasoning", "tool_call_start", "tool_call_args", "tool_call_end"]
+_ToolsArg = Union[Sequence[Any], "Tools", None]
 
 class ToolmendError(ValueError): ...
 class UnknownFormatError(ToolmendError): ...
 class InvalidToolsError(ToolmendError): ...
 class ParserFinishedError(ToolmendError): ...
 
+@final
 class Tools:
     """A prepared OpenAI ``tools`` list, reusable across parses."""
 
-    def __init__(self, tools: Sequence[Any]) -> None: ...
+    def __new__(cls, tools: Sequence[Any]) -> Tools: ...
     @property
     def names(self) -> list[str]: ...
     def __len__(self) -> int: ...
 
+@final
 class Event:
     @property
-    def kind(self) -> EventKind: ...
+    def kind(self) -> _EventKind: ...
     @property
     def text(self) -> str | None: ...
     @property
@@ -33,8 +56,9 @@ class Event:
     @property
     def name(self) -> str | None: ...
 
+@final
 class ToolCall:
-    def __init__(self, id: str, name: str, arguments: str) -> None: ...
+    def __new__(cls, id: str, name: str, arguments: str) -> ToolCall: ...
     @property
     def id(self) -> str: ...
     @property
@@ -42,6 +66,7 @@ class ToolCall:
     @property
     def arguments(self) -> str: ...
 
+@final
 class Diagnostic:
     @property
     def kind(self) -> str: ...
@@ -54,6 +79,7 @@ class Diagnostic:
     @property
     def span(self) -> tuple[int, int]: ...
 
+@final
 class ParseResult:
     @property
     def content(self) -> str | None: ...
@@ -66,25 +92,26 @@ class ParseResult:
     @property
     def diagnostics(self) -> list[Diagnostic]: ...
 
+@final
 class StreamParser:
-    def __init__(
-        self,
-        tools: ToolsArg = None,
-        format: str | None = "auto",
+    def __new__(
+        cls,
+        tools: _ToolsArg = None,
+        format: str | None = ...,
         model: str | None = None,
         *,
         repair: bool = True,
         in_reasoning: bool = False,
         id_seed: int | None = None,
-    ) -> None: ...
+    ) -> StreamParser: ...
     def feed(self, delta: str) -> list[Event]: ...
     def finish(self) -> list[Event]: ...
     def result(self) -> ParseResult: ...
 
 def parse(
     text: str,
-    tools: ToolsArg = None,
-    format: str | None = "auto",
+    tools: _ToolsArg = None,
+    format: str | None = ...,
     model: str | None = None,
     *,
     repair: bool = True,
@@ -92,6 +119,7 @@ def parse(
     id_seed: int | None = None,
 ) -> ParseResult: ...
 
+@final
 class RepairResult:
     @property
     def json(self) -> str: ...
@@ -100,6 +128,7 @@ class RepairResult:
 
 def repair_json(text: str) -> RepairResult: ...
 
+@final
 class CoerceResult:
     @property
     def arguments(self) -> str: ...
