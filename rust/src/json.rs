@@ -131,17 +131,11 @@ pub struct Scanner {
     hex_need: u8,
     /// A raw control character was already reported for the open string.
     ctrl_reported: bool,
+    /// Decoded text of the open value string not yet sent as a token (one `StringPart` per
+    /// feed instead of one per escape).
+    sbuf: String,
+    sbuf_at: usize,
 }
-
-/// Bytes that may end a run of ordinary string characters (quotes, backslash, newline).
-static STR_STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'"' as usize] = true;
-    t[b'\'' as usize] = true;
-    t[b'\\' as usize] = true;
-    t[b'\n' as usize] = true;
-    t
-};
 
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
@@ -177,6 +171,8 @@ impl Scanner {
             raw_prefix: false,
             hex_need: 4,
             ctrl_reported: false,
+            sbuf: String::new(),
+            sbuf_at: 0,
         }
     }
 
@@ -277,10 +273,34 @@ impl Scanner {
 
     /// Feed input. See [`Progress`]. After `Done` or `Error`, further feeds consume nothing.
     pub fn feed(&mut self, input: &str, sink: &mut dyn TokenSink) -> Progress {
+        let p = self.feed_inner(input, sink);
+        self.flush_str(sink);
+        p
+    }
+
+    /// Buffers decoded string text (sent by [`Scanner::flush_str`]).
+    fn buffer_part(&mut self, part: &str) {
+        if self.sbuf.is_empty() {
+            self.sbuf_at = self.base + self.pos;
+        }
+        self.sbuf.push_str(part);
+    }
+
+    /// Sends buffered string text as one token.
+    fn flush_str(&mut self, sink: &mut dyn TokenSink) {
+        if !self.sbuf.is_empty() {
+            sink.token(Token::StringPart(&self.sbuf), self.sbuf_at);
+            self.sbuf.clear();
+        }
+    }
+
+    fn feed_inner(&mut self, input: &str, sink: &mut dyn TokenSink) -> Progress {
         let bytes = input.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
-            if sink.wants_stop() {
+            // Tokens are only emitted outside strings (string text is buffered), so the
+            // sink's stop request only needs checking there.
+            if !matches!(self.mode, Mode::Str { .. }) && sink.wants_stop() {
                 return Progress::Done { consumed: i };
             }
             let b = bytes[i];
@@ -290,28 +310,25 @@ impl Scanner {
                 Mode::Str { quote, key, python_raw } => {
                     // Fast path: a run of ordinary characters.
                     let run_start = i;
-                    let mut saw_control = false;
-                    while i < bytes.len() {
-                        let c = bytes[i];
-                        if STR_STOP[c as usize]
-                            && (c == quote
-                                || c == b'\\'
-                                || c == b'\n' && quote != b'"' && self.dialect == Dialect::Python && !self.triple)
-                        {
-                            break;
-                        }
-                        saw_control |= c < 0x20;
-                        i += 1;
-                    }
+                    let newline_ends = quote != b'"' && self.dialect == Dialect::Python && !self.triple;
+                    // The run ends at the quote, a backslash or (single-line Python) a newline.
+                    let rest = &bytes[i..];
+                    let found = if newline_ends {
+                        memchr::memchr3(quote, b'\\', b'\n', rest)
+                    } else {
+                        memchr::memchr2(quote, b'\\', rest)
+                    };
+                    i = found.map_or(bytes.len(), |k| i + k);
                     if i > run_start {
                         let part = &input[run_start..i];
+                        let saw_control = part.as_bytes().iter().fold(false, |acc, &c| acc | (c < 0x20));
                         if saw_control {
                             self.note_controls(part, run_start);
                         }
                         if key {
                             self.word.push_str(part);
                         } else {
-                            sink.token(Token::StringPart(part), self.base + self.pos);
+                            self.buffer_part(part);
                         }
                         self.pos += i - run_start;
                     }
@@ -330,13 +347,38 @@ impl Scanner {
                         if key {
                             self.word.push_str(part);
                         } else {
-                            sink.token(Token::StringPart(part), self.base + self.pos);
+                            self.buffer_part(part);
                         }
                         i += n;
                         self.pos += n;
                         continue;
                     }
                     if c == b'\\' {
+                        // Fast path: a simple escape whose second byte is already here.
+                        let simple = match bytes.get(i + 1) {
+                            Some(b'"') => Some("\""),
+                            Some(b'\\') => Some("\\"),
+                            Some(b'/') => Some("/"),
+                            Some(b'n') => Some("\n"),
+                            Some(b't') => Some("\t"),
+                            Some(b'r') => Some("\r"),
+                            Some(b'b') => Some("\u{8}"),
+                            Some(b'f') => Some("\u{c}"),
+                            _ => None,
+                        };
+                        if let Some(decoded) = simple {
+                            if self.high_surrogate.take().is_some() {
+                                self.push_char(char::REPLACEMENT_CHARACTER, key);
+                            }
+                            if key {
+                                self.word.push_str(decoded);
+                            } else {
+                                self.buffer_part(decoded);
+                            }
+                            i += 2;
+                            self.pos += 2;
+                            continue;
+                        }
                         self.mode = Mode::Escape { quote, key };
                         i += 1;
                         self.pos += 1;
@@ -347,7 +389,7 @@ impl Scanner {
                         if key {
                             self.word.push('\n');
                         } else {
-                            sink.token(Token::StringPart("\n"), self.base + self.pos);
+                            self.buffer_part("\n");
                         }
                         i += 1;
                         self.pos += 1;
@@ -369,7 +411,7 @@ impl Scanner {
                             if key {
                                 self.word.push_str(part);
                             } else {
-                                sink.token(Token::StringPart(part), self.base + self.pos);
+                                self.buffer_part(part);
                             }
                             i += 1;
                             self.pos += 1;
@@ -384,7 +426,7 @@ impl Scanner {
                                 i += 1;
                                 self.pos += 1;
                                 self.repair("unescaped_quote", at, "escaped an inner double quote");
-                                sink.token(Token::StringPart("\""), self.base + self.pos);
+                                self.buffer_part("\"");
                                 continue;
                             }
                             Some(true) => {}
@@ -450,7 +492,7 @@ impl Scanner {
                             if key {
                                 self.word.push_str(s);
                             } else {
-                                sink.token(Token::StringPart(s), self.base + self.pos);
+                                self.buffer_part(s);
                             }
                         }
                         None => {
@@ -464,7 +506,7 @@ impl Scanner {
                             if key {
                                 self.word.push('\\');
                             } else {
-                                sink.token(Token::StringPart("\\"), self.base + self.pos);
+                                self.buffer_part("\\");
                             }
                             i -= 1;
                             self.pos -= 1;
@@ -491,7 +533,7 @@ impl Scanner {
                                 key,
                                 python_raw: false,
                             };
-                            self.push_char(char::REPLACEMENT_CHARACTER, key, sink);
+                            self.push_char(char::REPLACEMENT_CHARACTER, key);
                             continue;
                         }
                     };
@@ -512,7 +554,7 @@ impl Scanner {
                         key,
                         python_raw: false,
                     };
-                    self.unicode_scalar(acc, key, sink);
+                    self.unicode_scalar(acc, key);
                 }
                 Mode::LineComment => {
                     i += 1;
@@ -652,21 +694,21 @@ impl Scanner {
         }
     }
 
-    fn push_char(&mut self, ch: char, key: bool, sink: &mut dyn TokenSink) {
+    fn push_char(&mut self, ch: char, key: bool) {
         let mut tmp = [0u8; 4];
         let s = ch.encode_utf8(&mut tmp);
         if key {
             self.word.push_str(s);
         } else {
-            sink.token(Token::StringPart(s), self.base + self.pos);
+            self.buffer_part(s);
         }
     }
 
-    fn unicode_scalar(&mut self, code: u32, key: bool, sink: &mut dyn TokenSink) {
+    fn unicode_scalar(&mut self, code: u32, key: bool) {
         if (0xD800..0xDC00).contains(&code) {
             if let Some(h) = self.high_surrogate.take() {
                 let _ = h;
-                self.push_char(char::REPLACEMENT_CHARACTER, key, sink);
+                self.push_char(char::REPLACEMENT_CHARACTER, key);
             }
             self.high_surrogate = Some(code);
             return;
@@ -674,16 +716,16 @@ impl Scanner {
         if (0xDC00..0xE000).contains(&code) {
             if let Some(h) = self.high_surrogate.take() {
                 let c = 0x10000 + ((h - 0xD800) << 10) + (code - 0xDC00);
-                self.push_char(char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER), key, sink);
+                self.push_char(char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER), key);
             } else {
-                self.push_char(char::REPLACEMENT_CHARACTER, key, sink);
+                self.push_char(char::REPLACEMENT_CHARACTER, key);
             }
             return;
         }
         if self.high_surrogate.take().is_some() {
-            self.push_char(char::REPLACEMENT_CHARACTER, key, sink);
+            self.push_char(char::REPLACEMENT_CHARACTER, key);
         }
-        self.push_char(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER), key, sink);
+        self.push_char(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER), key);
     }
 
     /// Decides whether a `"` inside a value string closes it, looking at what follows.
@@ -708,7 +750,7 @@ impl Scanner {
 
     fn end_string(&mut self, key: bool, sink: &mut dyn TokenSink) {
         if self.high_surrogate.take().is_some() {
-            self.push_char(char::REPLACEMENT_CHARACTER, key, sink);
+            self.push_char(char::REPLACEMENT_CHARACTER, key);
         }
         self.triple = false;
         if key {
@@ -716,6 +758,7 @@ impl Scanner {
             sink.token(Token::Key(&k), self.base + self.pos);
             self.mode = Mode::Colon;
         } else {
+            self.flush_str(sink);
             sink.token(Token::EndString, self.base + self.pos);
             self.value_done();
         }
@@ -952,6 +995,7 @@ impl Scanner {
                     self.word.clear();
                     self.mode = Mode::After;
                 } else {
+                    self.flush_str(sink);
                     sink.token(Token::EndString, self.base + self.pos);
                     self.value_done();
                 }
@@ -1157,33 +1201,69 @@ impl JsonWriter {
     }
 }
 
+/// Bytes that need escaping inside a JSON string.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// True when one of the eight bytes in `w` is a control character, `"` or `\\` (SWAR).
+#[inline]
+fn swar_needs_escape(w: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
+    (below_space | has_zero(w ^ (LO * u64::from(b'"'))) | has_zero(w ^ (LO * u64::from(b'\\')))) != 0
+}
+
 /// Appends `s` to `out` with JSON string escaping (no quotes).
 pub fn escape_into(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: Option<&str> = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            0x08 => Some("\\b"),
-            0x0c => Some("\\f"),
-            0..=0x1f => None,
-            _ => continue,
-        };
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip a run of bytes that need no escaping, eight at a time while possible.
+        while i + 8 <= bytes.len() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[i..i + 8]);
+            if swar_needs_escape(u64::from_le_bytes(word)) {
+                break;
+            }
+            i += 8;
+        }
+        while i < bytes.len() && !NEEDS_ESCAPE[bytes[i] as usize] {
+            i += 1;
+        }
+        if i == bytes.len() {
+            break;
+        }
         out.push_str(&s[start..i]);
-        match esc {
-            Some(e) => out.push_str(e),
-            None => {
+        let b = bytes[i];
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.push_str("\\u00");
                 out.push(HEX[(b >> 4) as usize] as char);
                 out.push(HEX[(b & 0xf) as usize] as char);
             }
         }
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.push_str(&s[start..]);
 }
