@@ -185,3 +185,36 @@ def test_any_chunking_matches_whole(args: dict[str, Any], prefix: str, cuts: lis
         k += 1
     p.finish()
     assert p.result() == whole
+
+
+def test_model_written_ids_are_kept_and_mistral_ids_have_nine_chars() -> None:
+    kimi = (
+        "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0"
+        '<|tool_call_argument_begin|>{"city": "Paris"}<|tool_call_end|><|tool_calls_section_end|>'
+    )
+    r = parse(kimi)
+    assert r.format == "kimi_k2"
+    assert [(c.id, c.name) for c in r.tool_calls] == [("functions.get_weather:0", "get_weather")]
+    r = parse('[TOOL_CALLS] [{"name": "a", "arguments": {}}, {"name": "b", "arguments": {}}]', format="mistral_array")
+    ids = [c.id for c in r.tool_calls]
+    assert all(len(i) == 9 and i.isalnum() for i in ids) and len(set(ids)) == 2
+    r = parse('[TOOL_CALLS]get_weather[CALL_ID]a1B2c3D4e[ARGS]{"city": "Paris"}', format="mistral_v11")
+    assert r.tool_calls[0].id == "a1B2c3D4e"
+
+
+def test_auto_tells_shared_markers_apart_while_streaming() -> None:
+    texts = {
+        "hermes": '<tool_call>{"name": "f", "arguments": {"x": 1}}</tool_call>',
+        "qwen3_xml": "<tool_call>\n<function=f>\n<parameter=x>\n1\n</parameter>\n</function>\n</tool_call>",
+        "glm47": "<tool_call>f<arg_key>x</arg_key><arg_value>1</arg_value></tool_call>",
+        "gemma4": "<|tool_call>call:f{x:1}<tool_call|>",
+        "granite": '<|tool_call|>[{"name": "f", "arguments": {"x": 1}}]',
+    }
+    for fmt, text in texts.items():
+        p = StreamParser()
+        for ch in text:
+            p.feed(ch)
+        p.finish()
+        r = p.result()
+        assert r.format == fmt, (fmt, r.format)
+        assert [(c.name, json.loads(c.arguments)) for c in r.tool_calls] == [("f", {"x": 1})], fmt
