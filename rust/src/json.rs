@@ -418,15 +418,19 @@ impl Scanner {
                         }
                         continue;
                     }
-                    if self.lenient && quote == b'"' && !key && !self.stack.is_empty() {
+                    if self.lenient
+                        && (quote == b'"' || self.dialect == Dialect::Json)
+                        && !key
+                        && !self.stack.is_empty()
+                    {
                         match self.quote_closes(&bytes[i + 1..]) {
                             None => return Progress::Partial { consumed: i },
                             Some(false) => {
                                 let at = self.base + self.pos;
                                 i += 1;
                                 self.pos += 1;
-                                self.repair("unescaped_quote", at, "escaped an inner double quote");
-                                self.buffer_part("\"");
+                                self.repair("unescaped_quote", at, "kept an unescaped inner quote as text");
+                                self.buffer_part(if quote == b'"' { "\"" } else { "'" });
                                 continue;
                             }
                             Some(true) => {}
@@ -731,17 +735,22 @@ impl Scanner {
     /// Decides whether a `"` inside a value string closes it, looking at what follows.
     /// `None` means more input is needed.
     fn quote_closes(&self, rest: &[u8]) -> Option<bool> {
-        for &c in rest {
+        for (k, &c) in rest.iter().enumerate() {
             if is_ws(c) {
                 continue;
             }
             let in_object = self.stack.last() == Some(&Frame::Object);
             return Some(match c {
-                b',' | b'}' | b']' => true,
+                b',' | b'}' | b']' | b'#' => true,
                 b')' => self.dialect == Dialect::Python,
                 b':' => !in_object,
+                // A comment after the value: `"rust" /* the language */`.
+                b'/' => match rest.get(k + 1) {
+                    None => return None,
+                    Some(&n) => n == b'/' || n == b'*',
+                },
                 // A following quote is most likely the next key or element (missing comma).
-                b'"' => true,
+                b'"' | b'\'' => true,
                 _ => false,
             });
         }
@@ -959,6 +968,20 @@ impl Scanner {
     pub fn finish(&mut self, sink: &mut dyn TokenSink) -> bool {
         if matches!(self.mode, Mode::LineComment | Mode::BlockComment { .. }) {
             self.mode = self.resume;
+        }
+        if let Mode::Bare { key } = self.mode {
+            if !key && self.lenient && matches!(self.word.as_str(), "-" | "+" | ".") && !self.stack.is_empty() {
+                // A number cut right after its sign: there is no value; drop it (and its key).
+                let at = self.base + self.pos;
+                self.repairs.push(Repair {
+                    kind: "truncated",
+                    start: at,
+                    end: at,
+                    message: "dropped a value cut after its sign".into(),
+                });
+                self.word.clear();
+                self.mode = Mode::After;
+            }
         }
         if let Mode::Bare { key } = self.mode {
             if !key && self.lenient {
