@@ -36,6 +36,10 @@ create_exception!(
     "The stream parser was already finished."
 );
 
+/// Inputs at least this long are parsed with the GIL released; for shorter ones releasing
+/// and re-taking it costs more than the parse.
+const RELEASE_GIL_ABOVE: usize = 16 * 1024;
+
 /// Runs `f`, turning a Rust panic into a `ToolmendError` instead of unwinding into Python.
 fn guarded<T>(what: &str, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -285,6 +289,13 @@ impl Diagnostic {
         (self.start, self.end)
     }
 
+    /// For a `schema_violation`: the JSON pointer of the offending value in the call's
+    /// arguments (`""` for the arguments object itself); `None` for other diagnostics.
+    #[getter]
+    fn path(&self) -> Option<String> {
+        core::validate::violation_path(self.kind, &self.message)
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Diagnostic(kind={:?}, message={:?}, span=({}, {}))",
@@ -368,6 +379,8 @@ fn options(
     repair: bool,
     in_reasoning: bool,
     id_seed: Option<u64>,
+    coerce: bool,
+    validate: bool,
 ) -> PyResult<core::Options> {
     Ok(core::Options {
         format,
@@ -376,6 +389,8 @@ fn options(
         repair,
         in_reasoning,
         id_seed,
+        coerce,
+        validate,
     })
 }
 
@@ -388,8 +403,9 @@ struct StreamParser {
 
 #[pymethods]
 impl StreamParser {
+    #[allow(clippy::too_many_arguments)] // mirrors the Python signature
     #[new]
-    #[pyo3(signature = (tools=None, format="auto".to_string(), model=None, *, repair=true, in_reasoning=false, id_seed=None))]
+    #[pyo3(signature = (tools=None, format="auto".to_string(), model=None, *, repair=true, in_reasoning=false, id_seed=None, coerce=true, validate=true))]
     fn new(
         tools: Option<&Bound<'_, PyAny>>,
         format: Option<String>,
@@ -397,8 +413,10 @@ impl StreamParser {
         repair: bool,
         in_reasoning: bool,
         id_seed: Option<u64>,
+        coerce: bool,
+        validate: bool,
     ) -> PyResult<Self> {
-        let opts = options(tools, format, model, repair, in_reasoning, id_seed)?;
+        let opts = options(tools, format, model, repair, in_reasoning, id_seed, coerce, validate)?;
         guarded("StreamParser()", || {
             Ok(StreamParser {
                 inner: core::StreamParser::new(opts).map_err(map_parse_error)?,
@@ -441,7 +459,7 @@ impl StreamParser {
 /// Parses a whole model output.
 #[allow(clippy::too_many_arguments)] // mirrors the Python signature
 #[pyfunction]
-#[pyo3(signature = (text, tools=None, format="auto".to_string(), model=None, *, repair=true, in_reasoning=false, id_seed=None))]
+#[pyo3(signature = (text, tools=None, format="auto".to_string(), model=None, *, repair=true, in_reasoning=false, id_seed=None, coerce=true, validate=true))]
 fn parse(
     py: Python<'_>,
     text: &str,
@@ -451,9 +469,16 @@ fn parse(
     repair: bool,
     in_reasoning: bool,
     id_seed: Option<u64>,
+    coerce: bool,
+    validate: bool,
 ) -> PyResult<ParseResult> {
-    let opts = options(tools, format, model, repair, in_reasoning, id_seed)?;
-    let r = py.allow_threads(|| guarded("parse", || core::parse(text, opts).map_err(map_parse_error)));
+    let opts = options(tools, format, model, repair, in_reasoning, id_seed, coerce, validate)?;
+    let run = || guarded("parse", || core::parse(text, opts).map_err(map_parse_error));
+    let r = if text.len() >= RELEASE_GIL_ABOVE {
+        py.allow_threads(run)
+    } else {
+        run()
+    };
     Ok(r?.into())
 }
 
@@ -487,11 +512,16 @@ impl RepairResult {
 /// JSON value at all).
 #[pyfunction]
 fn repair_json(py: Python<'_>, text: &str) -> PyResult<RepairResult> {
-    let r = py.allow_threads(|| {
+    let run = || {
         guarded("repair_json", || {
             core::repair_json(text).map_err(|e| ToolmendError::new_err(e.to_string()))
         })
-    })?;
+    };
+    let r = if text.len() >= RELEASE_GIL_ABOVE {
+        py.allow_threads(run)
+    } else {
+        run()
+    }?;
     Ok(RepairResult {
         json: r.json,
         diagnostics: r

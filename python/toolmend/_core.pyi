@@ -78,6 +78,10 @@ class Diagnostic:
     def end(self) -> int: ...
     @property
     def span(self) -> tuple[int, int]: ...
+    @property
+    def path(self) -> str | None:
+        """For a ``schema_violation``: the JSON pointer of the offending value in the call's
+        arguments (``""`` for the arguments object itself); ``None`` otherwise."""
 
 @final
 class ParseResult:
@@ -103,6 +107,8 @@ class StreamParser:
         repair: bool = True,
         in_reasoning: bool = False,
         id_seed: int | None = None,
+        coerce: bool = True,
+        validate: bool = True,
     ) -> StreamParser: ...
     def feed(self, delta: str) -> list[Event]: ...
     def finish(self) -> list[Event]: ...
@@ -117,6 +123,8 @@ def parse(
     repair: bool = True,
     in_reasoning: bool = False,
     id_seed: int | None = None,
+    coerce: bool = True,
+    validate: bool = True,
 ) -> ParseResult: ...
 
 @final

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::event::{Diagnostic, Event, ParseResult, ToolCall};
 use crate::tools::{Tool, ToolSet};
+use crate::validate::{self, Checked};
 
 /// Which text channel a piece of prose belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +94,14 @@ pub struct Emitter {
     pub format: Option<&'static str>,
     /// Keep events (off for whole parses, which only need the result).
     record_events: bool,
+    /// Coerce arguments to the declared tools' schemas (on by default).
+    coerce: bool,
+    /// Validate finished calls against the declared tools' schemas (on by default).
+    validate: bool,
+    /// Span of the last accepted call header (opening markup to the end of the name).
+    name_span: Option<(usize, usize)>,
+    /// Span of the open call's header, for its validation diagnostics.
+    call_span: (usize, usize),
 }
 
 impl Emitter {
@@ -112,12 +121,40 @@ impl Emitter {
             base: 0,
             format: None,
             record_events: true,
+            coerce: true,
+            validate: true,
+            name_span: None,
+            call_span: (0, 0),
         }
     }
 
     /// Whether to keep events (a whole parse needs only the result).
     pub fn set_record_events(&mut self, on: bool) {
         self.record_events = on;
+    }
+
+    /// Whether finished calls are validated against the declared tools' schemas.
+    pub fn set_validate(&mut self, on: bool) {
+        self.validate = on;
+    }
+
+    /// Whether arguments are coerced to the declared tools' schemas.
+    pub fn set_coerce(&mut self, on: bool) {
+        self.coerce = on;
+    }
+
+    /// The parameters schema arguments of the tool `name` are coerced to: `None` when
+    /// coercion is off or the tool is not declared.
+    pub fn args_schema(&self, name: &str) -> Option<serde_json::Value> {
+        if !self.coerce {
+            return None;
+        }
+        self.tool(name).map(|t| t.parameters.clone())
+    }
+
+    /// A fresh arguments writer for a call to `name` (coercing when it has a schema).
+    pub fn args_writer(&self, name: &str) -> crate::args::ArgsWriter {
+        crate::args::ArgsWriter::new(self.args_schema(name))
     }
 
     /// Sets how generated ids look (per format).
@@ -208,6 +245,7 @@ impl Emitter {
     /// name is accepted as written.
     pub fn accept_name(&mut self, name: &str, start: usize, end: usize) -> Option<String> {
         let name = name.trim();
+        self.name_span = Some((start, end));
         let Some(tools) = self.tools.as_deref() else {
             return Some(name.to_string());
         };
@@ -225,6 +263,7 @@ impl Emitter {
                 Some(declared)
             }
             None => {
+                self.name_span = None;
                 let names = tools.names().join(", ");
                 self.diag(
                     "unknown_tool",
@@ -258,6 +297,7 @@ impl Emitter {
             name: name.to_string(),
         });
         self.open_call = Some(index);
+        self.call_span = self.name_span.take().unwrap_or((0, 0));
         index
     }
 
@@ -283,10 +323,54 @@ impl Emitter {
         });
     }
 
-    /// Ends the open call.
+    /// Ends the open call (and validates its arguments, see [`Emitter::set_validate`]).
     pub fn end_call(&mut self) {
         if let Some(index) = self.open_call.take() {
             self.events.push(Event::ToolCallEnd { index });
+            if self.validate && validate::ENABLED {
+                self.validate_call(index);
+            }
+        }
+    }
+
+    /// Checks a finished call's arguments against its tool's schema and records one
+    /// `schema_violation` diagnostic per violation (at the call header's span). Never
+    /// changes the arguments.
+    fn validate_call(&mut self, index: usize) {
+        let Some(tools) = self.tools.clone() else { return };
+        let call = &self.calls[index];
+        let args = call.arguments.trim();
+        let value = if args.is_empty() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            match serde_json::from_str(args) {
+                Ok(v) => v,
+                Err(_) => return, // not JSON: nothing to validate (families always write JSON)
+            }
+        };
+        let name = call.name.clone();
+        let (start, end) = self.call_span;
+        match tools.check(&name, &value) {
+            Checked::Valid => {}
+            Checked::Violations { found, total } => {
+                for v in &found {
+                    self.diag(validate::SCHEMA_VIOLATION, start, end, validate::violation_message(&name, v));
+                }
+                if total > found.len() {
+                    self.diag(
+                        validate::VIOLATIONS_TRUNCATED,
+                        start,
+                        end,
+                        format!("{} more schema violations in {name} arguments not reported", total - found.len()),
+                    );
+                }
+            }
+            Checked::InvalidSchema(why) => self.diag(
+                validate::INVALID_SCHEMA,
+                start,
+                end,
+                format!("the parameters schema of {name} is not a valid JSON Schema ({why}); its arguments were not validated"),
+            ),
         }
     }
 
@@ -308,6 +392,19 @@ impl Emitter {
     /// End of output: drops held whitespace.
     pub fn finish(&mut self) {
         self.held = [String::new(), String::new()];
+    }
+
+    /// The result, consuming the emitter (no copies).
+    pub fn into_result(self, format: Option<&'static str>) -> ParseResult {
+        let mut diagnostics = self.diagnostics;
+        diagnostics.sort_by(|a, b| (a.start, a.end, a.kind, &a.message).cmp(&(b.start, b.end, b.kind, &b.message)));
+        ParseResult {
+            content: (!self.content.is_empty()).then_some(self.content),
+            reasoning: (!self.reasoning.is_empty()).then_some(self.reasoning),
+            tool_calls: self.calls,
+            format,
+            diagnostics,
+        }
     }
 
     /// The result so far.

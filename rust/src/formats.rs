@@ -10,7 +10,7 @@ use crate::families::harmony::{Harmony, HarmonySpec};
 use crate::families::named::{self, Named, NamedSpec};
 use crate::families::pythonic::{Pythonic, PythonicSpec};
 use crate::families::xml::{Xml, XmlSpec};
-use crate::families::{Family, Prose, ProseSpec};
+use crate::families::{CompiledMarkers, Family, Prose, ProseSpec};
 
 /// Which family reads a format, with the format's data.
 #[derive(Debug, Clone)]
@@ -106,6 +106,7 @@ fn prose(
         strip: s,
         bare_json_at_start: bare,
         bare_json_anywhere: false,
+        compiled: CompiledMarkers::default(),
     }
 }
 

@@ -321,7 +321,7 @@ impl Scanner {
                     i = found.map_or(bytes.len(), |k| i + k);
                     if i > run_start {
                         let part = &input[run_start..i];
-                        let saw_control = part.as_bytes().iter().fold(false, |acc, &c| acc | (c < 0x20));
+                        let saw_control = has_control(part.as_bytes());
                         if saw_control {
                             self.note_controls(part, run_start);
                         }
@@ -735,26 +735,73 @@ impl Scanner {
     /// Decides whether a `"` inside a value string closes it, looking at what follows.
     /// `None` means more input is needed.
     fn quote_closes(&self, rest: &[u8]) -> Option<bool> {
-        for (k, &c) in rest.iter().enumerate() {
-            if is_ws(c) {
-                continue;
-            }
-            let in_object = self.stack.last() == Some(&Frame::Object);
-            return Some(match c {
-                b',' | b'}' | b']' | b'#' => true,
-                b')' => self.dialect == Dialect::Python,
-                b':' => !in_object,
-                // A comment after the value: `"rust" /* the language */`.
-                b'/' => match rest.get(k + 1) {
+        let in_object = self.stack.last() == Some(&Frame::Object);
+        let k = rest.iter().position(|&c| !is_ws(c))?;
+        let c = rest[k];
+        Some(match c {
+            b'}' | b']' | b'#' => true,
+            b')' => self.dialect == Dialect::Python,
+            b':' => !in_object,
+            // A comment after the value: `"rust" /* the language */`.
+            b'/' => match rest.get(k + 1) {
+                None => return None,
+                Some(&n) => n == b'/' || n == b'*',
+            },
+            // After a comma the next member must look like one (`"key"`, a value, or a bare
+            // key and a colon); otherwise the comma is text: `"SELECT "id", name FROM t"`.
+            b',' if self.dialect == Dialect::Json => return Self::member_follows(&rest[k + 1..], in_object),
+            b',' => true,
+            // Another quote: the next key or element (missing comma), unless the quote after
+            // it ends the container: `"say "hi""}` keeps the first as text.
+            b'"' | b'\'' => {
+                let after = &rest[k + 1..];
+                match after.iter().position(|&c| !is_ws(c)) {
                     None => return None,
-                    Some(&n) => n == b'/' || n == b'*',
-                },
-                // A following quote is most likely the next key or element (missing comma).
-                b'"' | b'\'' => true,
-                _ => false,
-            });
+                    Some(j) => !matches!(after[j], b',' | b'}' | b']'),
+                }
+            }
+            _ => false,
+        })
+    }
+
+    /// Does `rest` (after a comma) start like the next member? `None`: need more input.
+    fn member_follows(rest: &[u8], in_object: bool) -> Option<bool> {
+        let k = rest.iter().position(|&c| !is_ws(c))?;
+        let c = rest[k];
+        if matches!(c, b'"' | b'\'' | b'}' | b']' | b'{' | b'[' | b',' | b'/' | b'#')
+            || (!in_object && (c.is_ascii_digit() || c == b'-'))
+        {
+            return Some(true);
         }
-        None
+        if !in_object {
+            // A bare literal element.
+            let word: Vec<u8> = rest[k..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .copied()
+                .collect();
+            if k + word.len() == rest.len() {
+                return if word.len() > 16 { Some(false) } else { None };
+            }
+            return Some(matches!(
+                word.as_slice(),
+                b"true" | b"false" | b"null" | b"True" | b"False" | b"None"
+            ));
+        }
+        // An unquoted key: an identifier followed by a colon.
+        let mut j = k;
+        while j < rest.len()
+            && (rest[j].is_ascii_alphanumeric() || matches!(rest[j], b'_' | b'-' | b'.' | b'$') || rest[j] >= 0x80)
+        {
+            j += 1;
+        }
+        if j == rest.len() {
+            return if j - k > 64 { Some(false) } else { None };
+        }
+        if j == k {
+            return Some(false);
+        }
+        rest[j..].iter().position(|&c| !is_ws(c)).map(|p| rest[j + p] == b':')
     }
 
     fn end_string(&mut self, key: bool, sink: &mut dyn TokenSink) {
@@ -1236,6 +1283,22 @@ static NEEDS_ESCAPE: [bool; 256] = {
     t[b'\\' as usize] = true;
     t
 };
+
+/// True when `bytes` holds a control character (below 0x20), eight bytes at a time.
+fn has_control(bytes: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        let w = u64::from_le_bytes(word);
+        if w.wrapping_sub(LO * 0x20) & !w & HI != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&c| c < 0x20)
+}
 
 /// True when one of the eight bytes in `w` is a control character, `"` or `\\` (SWAR).
 #[inline]

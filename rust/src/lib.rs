@@ -7,6 +7,7 @@
 //!
 //! The crate knows nothing of HTTP or Python.
 
+pub mod args;
 pub mod emit;
 pub mod event;
 pub mod families;
@@ -17,6 +18,7 @@ pub mod parser;
 pub mod repair;
 pub mod schema;
 pub mod tools;
+pub mod validate;
 
 pub use event::{Diagnostic, Event, ParseResult, Repair, ToolCall};
 pub use parser::{parse, Options, ParseError, StreamParser};

@@ -30,6 +30,11 @@ pub struct Options {
     pub in_reasoning: bool,
     /// Seed for generated call ids (random when `None`).
     pub id_seed: Option<u64>,
+    /// Coerce arguments to the declared tools' schemas while streaming (on by default).
+    pub coerce: bool,
+    /// Validate each finished call's arguments against its tool's schema, recording
+    /// violations as `schema_violation` diagnostics (on by default; needs `tools`).
+    pub validate: bool,
 }
 
 impl Default for Options {
@@ -41,6 +46,8 @@ impl Default for Options {
             repair: true,
             in_reasoning: false,
             id_seed: None,
+            coerce: true,
+            validate: true,
         }
     }
 }
@@ -87,7 +94,9 @@ impl std::fmt::Debug for StreamParser {
 impl StreamParser {
     pub fn new(opts: Options) -> Result<Self, ParseError> {
         let seed = opts.id_seed.unwrap_or_else(random_seed);
-        let out = Emitter::new(opts.tools.clone(), seed);
+        let mut out = Emitter::new(opts.tools.clone(), seed);
+        out.set_coerce(opts.coerce);
+        out.set_validate(opts.validate);
         let (family, fixed): (Box<dyn Family>, Option<&'static str>) = match opts.format.as_deref() {
             None | Some("auto") | Some("") => {
                 let preferred = opts.model.as_deref().and_then(formats::for_model);
@@ -167,7 +176,8 @@ pub fn parse(text: &str, opts: Options) -> Result<ParseResult, ParseError> {
     p.out.set_record_events(false);
     p.feed(text)?;
     p.finish()?;
-    Ok(p.result())
+    let format = p.fixed_format.or(p.out.format);
+    Ok(p.out.into_result(format))
 }
 
 fn is_ident_byte(b: u8) -> bool {

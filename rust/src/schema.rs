@@ -27,12 +27,23 @@ pub fn coerce(value: &Value, schema: &Value) -> (Value, Vec<Repair>) {
     (v, c.repairs)
 }
 
+/// Coerces `value` found at JSON pointer `path` to `schema`, following `$ref`s against
+/// `root` (the whole parameters schema). Used by the streaming coercer for held values.
+pub fn coerce_in(value: &Value, schema: &Value, root: &Value, path: &str) -> (Value, Vec<Repair>) {
+    let mut c = Coercer {
+        root,
+        repairs: Vec::new(),
+    };
+    let v = c.value(value, schema, path, 0);
+    (v, c.repairs)
+}
+
 struct Coercer<'s> {
     root: &'s Value,
     repairs: Vec<Repair>,
 }
 
-fn type_names(schema: &Value) -> Vec<&str> {
+pub(crate) fn type_names(schema: &Value) -> Vec<&str> {
     match schema.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],
         Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
@@ -84,7 +95,7 @@ fn fits(v: &Value, schema: &Value, root: &Value, depth: usize) -> bool {
 }
 
 /// Follows a local `$ref` (`#/$defs/X`, `#/definitions/X`, `#`).
-fn resolve<'a>(schema: &'a Value, root: &'a Value, depth: usize) -> &'a Value {
+pub(crate) fn resolve<'a>(schema: &'a Value, root: &'a Value, depth: usize) -> &'a Value {
     let mut s = schema;
     for _ in 0..MAX_DEPTH.saturating_sub(depth) {
         let Some(Value::String(r)) = s.get("$ref") else {

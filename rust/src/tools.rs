@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use crate::validate::{Checked, Validators};
+
 /// One declared tool.
 #[derive(Debug, Clone)]
 pub struct Tool {
@@ -11,9 +13,13 @@ pub struct Tool {
 }
 
 /// The set of tools a request declared.
+///
+/// Treat `tools` as fixed once the set is built: each tool's compiled validator is cached
+/// by position (clones share the cache).
 #[derive(Debug, Clone, Default)]
 pub struct ToolSet {
     pub tools: Vec<Tool>,
+    validators: Validators,
 }
 
 /// Error for a tools list that is not a list of function tools.
@@ -68,7 +74,23 @@ impl ToolSet {
                 parameters,
             });
         }
-        Ok(ToolSet { tools })
+        Ok(ToolSet::new(tools))
+    }
+
+    /// A set of these tools.
+    pub fn new(tools: Vec<Tool>) -> Self {
+        let validators = Validators::new(tools.len());
+        ToolSet { tools, validators }
+    }
+
+    /// Validates a call's arguments against the `parameters` schema of the tool declared
+    /// exactly as `name` (the schema is compiled once, on first use). An undeclared name
+    /// is [`Checked::Valid`]: there is nothing to check against.
+    pub fn check(&self, name: &str, arguments: &Value) -> Checked {
+        match self.tools.iter().position(|t| t.name == name) {
+            Some(i) => self.validators.check(i, &self.tools[i].parameters, arguments),
+            None => Checked::Valid,
+        }
     }
 
     /// Parses a JSON text holding a `tools` array.

@@ -90,6 +90,8 @@ fn options(case: &Case, format: Option<&str>) -> Options {
         repair: true,
         in_reasoning: starts_in_reasoning(case),
         id_seed: Some(42),
+        coerce: true,
+        validate: true,
     }
 }
 

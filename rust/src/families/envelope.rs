@@ -5,6 +5,7 @@
 //! Covers hermes, longcat, llama3_json, generic_json, mistral_array, functools, granite,
 //! granite_20b_fc, internlm, json_list_in_tag, minimax_m1, xlam, cohere, apertus, gigachat3.
 
+use crate::args::ArgsWriter;
 use crate::emit::{Emitter, IdStyle};
 use crate::families::{Family, Prose, ProseStep};
 use crate::json::{Dialect, JsonWriter, Progress, Scanner, Token, TokenSink};
@@ -67,7 +68,7 @@ struct Element {
     id: Option<String>,
     args: Args,
     /// Arguments written so far (held until the call can start).
-    writer: JsonWriter,
+    writer: ArgsWriter,
     nested: Option<(Scanner, String)>,
     started: bool,
     rejected: bool,
@@ -132,8 +133,10 @@ impl EnvSink<'_> {
                 self.out.start_call(&declared, id.as_deref());
                 el.started = true;
                 st.committed = true;
+                el.writer.set_schema(self.out.args_schema(&declared));
                 let held = el.writer.take();
                 self.out.args(&held);
+                self.out.diags(el.writer.take_diags());
             }
             None => reject(st, self.out),
         }
@@ -159,7 +162,8 @@ impl EnvSink<'_> {
             return;
         }
         if matches!(el.args, Args::NotSeen) {
-            el.writer.out.push_str("{}");
+            el.writer.token(Token::BeginObject, st.offset);
+            el.writer.token(Token::EndObject, st.offset);
             el.args = Args::Done;
         }
         if matches!(el.args, Args::Invalid) {
@@ -246,6 +250,7 @@ impl TokenSink for EnvSink<'_> {
         if self.st.elem.is_none() {
             if depth_before == elem_depth && tok == Token::BeginObject {
                 let mut el = Element {
+                    writer: ArgsWriter::deferred(),
                     depth: elem_depth,
                     key_depth: elem_depth + 1,
                     start_offset: self.st.offset,
@@ -283,6 +288,7 @@ impl TokenSink for EnvSink<'_> {
                 if el.started {
                     self.out.args(&el.writer.out);
                     el.writer.out.clear();
+                    self.out.diags(el.writer.take_diags());
                 }
                 return;
             }
@@ -325,6 +331,7 @@ impl TokenSink for EnvSink<'_> {
                 if el.started {
                     let s = el.writer.take();
                     self.out.args(&s);
+                    self.out.diags(el.writer.take_diags());
                 } else {
                     self.try_start();
                 }
@@ -403,7 +410,8 @@ impl TokenSink for EnvSink<'_> {
                         el.nested = Some((Scanner::new(Dialect::Json, st.lenient, st.offset), String::new()));
                     }
                     (Role::Args, Token::Null) if matches!(el.args, Args::NotSeen) => {
-                        el.writer.out.push_str("{}");
+                        el.writer.token(Token::BeginObject, at);
+                        el.writer.token(Token::EndObject, at);
                         el.args = Args::Done;
                         self.try_start();
                     }
@@ -679,8 +687,9 @@ impl Envelope {
     fn abandon(&mut self, out: &mut Emitter) {
         if let Some(mut el) = self.sink.elem.take() {
             if el.started {
-                let mut tail = el.writer.take();
-                tail.push_str(&el.writer.closers());
+                el.writer.close_all();
+                let tail = el.writer.take();
+                out.diags(el.writer.take_diags());
                 out.args(&tail);
                 out.diag(
                     "truncated_arguments",

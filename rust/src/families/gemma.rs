@@ -15,9 +15,10 @@
 //! The call body ends at the first close marker, wherever it is (as the model's special
 //! token cannot sit inside a value).
 
+use crate::args::ArgsWriter;
 use crate::emit::{Channel, Emitter};
 use crate::families::{Family, Prose, ProseSpec, ProseStep};
-use crate::json::{normalize_number, Dialect, JsonWriter, Progress, Scanner, Token, TokenSink};
+use crate::json::{normalize_number, Dialect, Progress, Scanner, Token, TokenSink};
 use crate::marker::{starts_with_marker, Find, MarkerSet};
 use crate::tools::{value_kind, ValueKind};
 
@@ -93,7 +94,7 @@ struct Body {
     lenient: bool,
     /// The declared tool name (schema lookups).
     name: String,
-    w: JsonWriter,
+    w: ArgsWriter,
     stack: Vec<Frame>,
     mode: Mode,
     hold: Hold,
@@ -106,8 +107,8 @@ struct Body {
 }
 
 impl Body {
-    fn new(delim: &'static str, lenient: bool, name: String, at: usize) -> Self {
-        let mut w = JsonWriter::new();
+    fn new(delim: &'static str, lenient: bool, name: String, at: usize, schema: Option<serde_json::Value>) -> Self {
+        let mut w = ArgsWriter::new(schema);
         w.token(Token::BeginObject, at);
         Body {
             delim,
@@ -677,6 +678,7 @@ impl Gemma {
         if let Some(body) = self.body.as_mut() {
             let s = body.w.take();
             out.args(&s);
+            out.diags(body.w.take_diags());
         }
     }
 
@@ -685,6 +687,7 @@ impl Gemma {
             body.end(tail, at, out);
             let s = body.w.take();
             out.args(&s);
+            out.diags(body.w.take_diags());
             out.end_call();
         }
     }
@@ -736,7 +739,13 @@ impl Family for Gemma {
                             Some(declared) => {
                                 out.start_call(&declared, None);
                                 self.head.clear();
-                                self.body = Some(Body::new(self.spec.delim, self.lenient, declared, out.base + j));
+                                self.body = Some(Body::new(
+                                    self.spec.delim,
+                                    self.lenient,
+                                    declared.clone(),
+                                    out.base + j,
+                                    out.args_schema(&declared),
+                                ));
                                 self.send_args(out);
                                 self.state = State::Body;
                             }

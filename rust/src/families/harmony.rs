@@ -11,9 +11,10 @@
 //! A call starts when its first body byte shows a JSON object. A call to an undeclared tool
 //! (tools given) or with a body that is not an object stays content, header included.
 
+use crate::args::ArgsWriter;
 use crate::emit::{Channel, Emitter};
 use crate::families::{Family, Prose, ProseSpec, ProseStep};
-use crate::json::{Dialect, JsonWriter, Progress, Scanner, Token, TokenSink};
+use crate::json::{Dialect, Progress, Scanner, Token, TokenSink};
 use crate::marker::{Find, MarkerSet};
 
 /// Data of the harmony format (the format has no variants; the struct keeps the registry
@@ -51,7 +52,7 @@ enum State {
 /// A JSON sink that records what is open, to close it if the body breaks off.
 #[derive(Debug, Default)]
 struct Args {
-    w: JsonWriter,
+    w: ArgsWriter,
     closers: Vec<u8>,
     in_string: bool,
     after_key: bool,
@@ -173,17 +174,13 @@ impl Harmony {
         if let Some(mut sc) = self.scanner.take() {
             let ok = sc.finish(&mut self.args);
             out.diags(sc.repairs.drain(..));
-            let mut s = self.args.w.take();
             if !ok {
-                if self.args.after_key {
-                    s.push_str("null");
-                }
-                if self.args.in_string {
-                    s.push('"');
-                }
-                while let Some(c) = self.args.closers.pop() {
-                    s.push(c as char);
-                }
+                // The writer closes an open string and containers (and writes a held value).
+                self.args.w.close_all();
+            }
+            let s = self.args.w.take();
+            out.diags(self.args.w.take_diags());
+            if !ok {
                 let at = sc.offset();
                 out.diag("truncated_arguments", at, at, "the arguments broke off; closed them");
             }
@@ -333,7 +330,10 @@ impl Family for Harmony {
                         Some(declared) => {
                             out.start_call(&declared, None);
                             self.header.clear();
-                            self.args = Args::default();
+                            self.args = Args {
+                                w: ArgsWriter::new(out.args_schema(&declared)),
+                                ..Args::default()
+                            };
                             self.scanner = Some(Scanner::new(Dialect::Json, self.lenient, out.base + i));
                             self.state = State::Call;
                             pos = i;
@@ -356,6 +356,7 @@ impl Family for Harmony {
                     out.diags(sc.repairs.drain(..));
                     let s = self.args.w.take();
                     out.args(&s);
+                    out.diags(self.args.w.take_diags());
                     match progress {
                         Progress::Done { consumed } | Progress::Error { consumed } => {
                             self.scanner = Some(sc);

@@ -39,6 +39,18 @@ pub struct ProseSpec {
     pub bare_json_at_start: bool,
     /// Any `{` or `[` in content may open a call region (generic JSON embedded in prose).
     pub bare_json_anywhere: bool,
+    /// The marker set, built on first use and shared by every parser of this spec.
+    pub compiled: CompiledMarkers,
+}
+
+/// A lazily built marker set. Cloning a spec (to change its markers) starts it empty.
+#[derive(Debug, Default)]
+pub struct CompiledMarkers(OnceLock<Arc<MarkerSet>>);
+
+impl Clone for CompiledMarkers {
+    fn clone(&self) -> Self {
+        CompiledMarkers::default()
+    }
 }
 
 /// Marker sets are built once per distinct marker list and shared by every parser.
@@ -82,12 +94,19 @@ impl Prose {
     /// `in_reasoning`: the output starts inside the first reasoning block (thinking models
     /// whose template opens it in the prompt).
     pub fn new(spec: &ProseSpec, in_reasoning: bool) -> Self {
-        let mut markers: Vec<&'static str> = spec.triggers.clone();
-        markers.extend(spec.reasoning.iter().map(|r| r.0));
-        markers.extend(spec.reasoning.iter().map(|r| r.1));
-        markers.extend(spec.strip.iter().copied());
+        let set = spec
+            .compiled
+            .0
+            .get_or_init(|| {
+                let mut markers: Vec<&'static str> = spec.triggers.clone();
+                markers.extend(spec.reasoning.iter().map(|r| r.0));
+                markers.extend(spec.reasoning.iter().map(|r| r.1));
+                markers.extend(spec.strip.iter().copied());
+                compiled(markers)
+            })
+            .clone();
         Prose {
-            set: compiled(markers),
+            set,
             n_triggers: spec.triggers.len(),
             n_reasoning: spec.reasoning.len(),
             open_reasoning: (in_reasoning && !spec.reasoning.is_empty()).then_some(0),

@@ -18,10 +18,11 @@
 //! that turns out not to be one (unknown tool, broken header, arguments that are not an
 //! object) is given back as content verbatim.
 
+use crate::args::ArgsWriter;
 use crate::emit::{Channel, Emitter, IdStyle};
 use crate::event::Repair;
 use crate::families::{Family, Prose, ProseSpec, ProseStep};
-use crate::json::{Dialect, JsonWriter, Progress, Scanner, Token, TokenSink};
+use crate::json::{Dialect, Progress, Scanner, Token, TokenSink};
 use crate::marker::{skip_ws, starts_with_marker, Find, MarkerSet};
 
 /// Longest header (name, id, type word) accepted, in bytes.
@@ -346,7 +347,7 @@ struct ArgState {
     envelope: bool,
     /// Token depth.
     depth: usize,
-    writer: JsonWriter,
+    writer: ArgsWriter,
     in_string: bool,
     /// The name from the header (may be empty for an envelope).
     header_name: String,
@@ -364,13 +365,10 @@ struct ArgState {
 impl ArgState {
     /// Text that closes what the written arguments left open (after a scan error).
     /// (The writer holds a key back until its value arrives, so a dangling key vanishes.)
-    fn closing_tail(&self) -> String {
-        let mut s = String::new();
-        if self.in_string {
-            s.push('"');
-        }
-        s.push_str(&self.writer.closers());
-        s
+    fn closing_tail(&mut self) -> String {
+        // The writer closes an open string and containers (and writes a held value).
+        self.writer.close_all();
+        self.writer.take()
     }
 }
 
@@ -380,8 +378,10 @@ fn begin_call(a: &mut ArgState, out: &mut Emitter, name: &str) {
         Some(declared) => {
             out.start_call(&declared, a.id.as_deref());
             a.mode = Mode::Live;
+            a.writer.set_schema(out.args_schema(&declared));
             let held = a.writer.take();
             out.args(&held);
+            out.diags(a.writer.take_diags());
         }
         None => {
             a.mode = Mode::Rejected;
@@ -409,6 +409,7 @@ impl Sink<'_> {
             Mode::Live => {
                 let s = a.writer.take();
                 self.out.args(&s);
+                self.out.diags(a.writer.take_diags());
             }
             Mode::Rejected => a.writer.out.clear(),
             Mode::Pending => {}
@@ -622,6 +623,7 @@ impl Call {
     fn new(envelope: bool, start: usize) -> Self {
         Call {
             args: ArgState {
+                writer: ArgsWriter::deferred(),
                 envelope,
                 start,
                 offset: start,
@@ -957,6 +959,7 @@ impl Named {
         if self.call.args.mode == Mode::Live {
             let tail = self.call.args.closing_tail();
             out.args(&tail);
+            out.diags(self.call.args.writer.take_diags());
             out.diag(
                 "truncated_arguments",
                 self.call.args.start,

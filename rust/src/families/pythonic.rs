@@ -14,6 +14,7 @@
 //! streamed as compact JSON. Positional arguments take the schema's property names in order
 //! (or `arg0`, `arg1`, …).
 
+use crate::args::ArgsWriter;
 use crate::emit::{Channel, Emitter};
 use crate::families::{Family, Prose, ProseSpec, ProseStep};
 use crate::formats::After;
@@ -112,16 +113,22 @@ struct Call {
     /// Arguments written so far.
     args: usize,
     positional: usize,
+    /// Keys written so far (for defaults of missing required properties).
+    keys: Vec<String>,
+    /// The next value belongs to a property the schema forbids: it is read and dropped.
+    drop_next: bool,
 }
 
 /// A value's compact JSON, with what is open (to close it if the value breaks off).
 #[derive(Debug, Default)]
 struct Val {
-    w: JsonWriter,
+    w: ArgsWriter,
     closers: Vec<u8>,
     in_string: bool,
     after_key: bool,
     any: bool,
+    /// The value is dropped (a property `additionalProperties: false` forbids).
+    drop: bool,
 }
 
 impl TokenSink for Val {
@@ -144,18 +151,21 @@ impl TokenSink for Val {
 
 impl Val {
     /// The output so far plus whatever closes it into a complete value.
-    fn close_text(&mut self) -> String {
+    fn close_text(&mut self, out: &mut Emitter, open: bool) -> String {
+        // The writer closes an open string and containers (and writes a held value).
+        self.w.close_all();
         let mut s = self.w.take();
-        if !self.any || self.after_key {
+        if !self.any {
             s.push_str("null");
         }
-        if self.in_string {
-            s.push('"');
+        if open {
+            out.diags(self.w.take_diags());
         }
-        while let Some(c) = self.closers.pop() {
-            s.push(c as char);
-        }
+        let drop = self.drop;
         *self = Val::default();
+        if drop {
+            return String::new();
+        }
         s
     }
 }
@@ -300,6 +310,14 @@ impl Pythonic {
             self.abort_value(out);
         }
         if self.call.open {
+            if let Some(root) = out.args_schema(&self.call.name) {
+                // No span: where the call ends depends on how the output was read.
+                for (key, default, diag) in crate::args::missing_defaults(&root, &self.call.keys) {
+                    self.write_key(&key, out);
+                    out.args(&default.to_string());
+                    out.diag("default_filled", 0, 0, diag);
+                }
+            }
             out.args("}");
             out.end_call();
         }
@@ -308,6 +326,15 @@ impl Pythonic {
 
     /// Writes `"key":` for the next argument.
     fn write_key(&mut self, key: &str, out: &mut Emitter) {
+        if self.call.open
+            && out
+                .args_schema(&self.call.name)
+                .is_some_and(|root| crate::args::forbids(&root, key))
+        {
+            self.call.drop_next = true;
+            self.call.keys.push(key.to_string());
+            return;
+        }
         if self.call.open {
             let mut s = String::with_capacity(key.len() + 4);
             if self.call.args > 0 {
@@ -319,6 +346,7 @@ impl Pythonic {
             out.args(&s);
         }
         self.call.args += 1;
+        self.call.keys.push(key.to_string());
     }
 
     /// The key of the next positional argument: the schema's property names in order.
@@ -344,17 +372,32 @@ impl Pythonic {
         from_schema.unwrap_or_else(|| format!("arg{i}"))
     }
 
-    fn start_value(&mut self, at: usize) {
+    fn start_value(&mut self, at: usize, out: &mut Emitter) {
         self.scanner = Some(Scanner::new(Dialect::Python, self.lenient, at));
         self.val = Val::default();
+        if self.call.open {
+            if let Some(key) = self.call.keys.last() {
+                self.val.w = ArgsWriter::for_property(out.args_schema(&self.call.name), key);
+                if std::mem::take(&mut self.call.drop_next) {
+                    self.val.drop = true;
+                    out.diag(
+                        "dropped_property",
+                        at,
+                        at,
+                        format!("/{key}: not allowed (additionalProperties is false); dropped"),
+                    );
+                }
+            }
+        }
         self.state = State::Value;
     }
 
     /// Sends the value's new output to the call.
     fn flush_value(&mut self, out: &mut Emitter) {
         let s = self.val.w.take();
-        if self.call.open {
+        if self.call.open && !self.val.drop {
             out.args(&s);
+            out.diags(self.val.w.take_diags());
         }
     }
 
@@ -369,7 +412,7 @@ impl Pythonic {
                 let at = sc.offset();
                 out.diag("truncated", at, at, "an argument value broke off; closed it");
             }
-            let s = self.val.close_text();
+            let s = self.val.close_text(out, self.call.open);
             if self.call.open {
                 out.args(&s);
             }
@@ -582,7 +625,7 @@ impl Pythonic {
                 if is_value_start(b) {
                     let key = self.positional_key(out.base + i, out);
                     self.write_key(&key, out);
-                    self.start_value(out.base + i);
+                    self.start_value(out.base + i, out);
                     return Flow::Go(i);
                 }
                 out.diag(
@@ -631,7 +674,7 @@ impl Pythonic {
                     self.take(&input[i..i + 1], out);
                     let word = std::mem::take(&mut self.word);
                     self.write_key(word.trim_end(), out);
-                    self.start_value(out.base + i + 1);
+                    self.start_value(out.base + i + 1, out);
                     return Flow::Go(i + 1);
                 }
                 // A bare positional value (`True`, a name).
@@ -672,7 +715,7 @@ impl Pythonic {
                     Progress::Error { consumed } => {
                         self.take(&input[pos..pos + consumed], out);
                         let at = out.base + pos + consumed;
-                        let s = self.val.close_text();
+                        let s = self.val.close_text(out, self.call.open);
                         if self.call.open {
                             out.args(&s);
                             out.diag(
@@ -856,7 +899,7 @@ impl Pythonic {
         let word = std::mem::take(&mut self.word);
         let key = self.positional_key(self.word_start, out);
         self.write_key(&key, out);
-        self.start_value(self.word_start);
+        self.start_value(self.word_start, out);
         if let Some(sc) = self.scanner.as_mut() {
             // An identifier never completes a value by itself: the scanner keeps it all.
             let _ = sc.feed(&word, &mut self.val);
@@ -915,7 +958,7 @@ struct Elem {
     text: String,
     args: Args,
     /// Arguments (held until the call starts).
-    writer: JsonWriter,
+    writer: ArgsWriter,
     closers: Vec<u8>,
     /// The element's compact JSON until the call starts (content if it is no call).
     shadow: JsonWriter,
@@ -938,11 +981,10 @@ impl JsonCalls {
     fn abandon(&mut self, out: &mut Emitter) {
         if let Some(mut el) = self.el.take() {
             if el.started {
-                let mut tail = el.writer.take();
-                while let Some(c) = el.closers.pop() {
-                    tail.push(c as char);
-                }
+                el.writer.close_all();
+                let tail = el.writer.take();
                 out.args(&tail);
+                out.diags(el.writer.take_diags());
                 out.end_call();
             } else {
                 let text = el.shadow.take();
@@ -973,8 +1015,10 @@ impl JsonSink<'_> {
             Some(declared) if !name.trim().is_empty() => {
                 self.out.start_call(&declared, None);
                 el.started = true;
+                el.writer.set_schema(self.out.args_schema(&declared));
                 let held = el.writer.take();
                 self.out.args(&held);
+                self.out.diags(el.writer.take_diags());
             }
             _ => el.rejected = true,
         }
@@ -985,7 +1029,8 @@ impl JsonSink<'_> {
         if let Some(el) = self.st.el.as_mut() {
             if !el.started && !el.rejected && el.name.is_some() {
                 if el.args == Args::NotSeen {
-                    el.writer.out.push_str("{}");
+                    el.writer.token(Token::BeginObject, at);
+                    el.writer.token(Token::EndObject, at);
                     el.args = Args::Done;
                 }
                 self.try_start();
@@ -1030,6 +1075,7 @@ impl TokenSink for JsonSink<'_> {
         let Some(el) = self.st.el.as_mut() else {
             if depth_before == elem_depth && tok == Token::BeginObject {
                 let mut el = Elem {
+                    writer: ArgsWriter::deferred(),
                     start: at,
                     ..Elem::default()
                 };
@@ -1058,6 +1104,7 @@ impl TokenSink for JsonSink<'_> {
                 if el.started {
                     let s = el.writer.take();
                     self.out.args(&s);
+                    self.out.diags(el.writer.take_diags());
                 }
                 return;
             }
@@ -1073,7 +1120,8 @@ impl TokenSink for JsonSink<'_> {
                     } else {
                         match crate::json::rewrite(&text, Dialect::Json, true) {
                             Some((json, _, _)) if json.starts_with('{') => {
-                                el.writer.out = json;
+                                let mut sc = Scanner::new(Dialect::Json, false, at);
+                                let _ = sc.feed(&json, &mut el.writer);
                                 el.args = Args::Done;
                             }
                             _ => el.args = Args::Invalid,
@@ -1116,7 +1164,8 @@ impl TokenSink for JsonSink<'_> {
                         el.collecting = Some(Role::Args);
                     }
                     (Role::Args, Token::Null) => {
-                        el.writer.out.push_str("{}");
+                        el.writer.token(Token::BeginObject, at);
+                        el.writer.token(Token::EndObject, at);
                         el.args = Args::Done;
                         self.try_start();
                     }

@@ -22,9 +22,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::args::ArgsWriter;
 use crate::emit::{Channel, Emitter};
 use crate::families::{Family, Prose, ProseStep};
-use crate::json::{self, Dialect, JsonWriter, Progress, Scanner, Token, TokenSink};
+use crate::json::{self, Dialect, Progress, Scanner, Token, TokenSink};
 use crate::marker::{Find, MarkerSet};
 use crate::tools::{self, ValueKind};
 
@@ -296,6 +297,10 @@ pub struct Xml {
     /// Infer: the held text ends with whitespace.
     v_tail_ws: bool,
     v_start: usize,
+    /// Key of the value being read (schema coercion of typed values).
+    v_key: String,
+    /// The value being read is dropped (a parameter the schema forbids).
+    v_drop: bool,
     // JSON body.
     scanner: Option<Scanner>,
     body: BodySink,
@@ -305,7 +310,7 @@ pub struct Xml {
 /// Writes a JSON body and remembers what is open, so that a cut body can still be closed.
 #[derive(Debug, Default)]
 struct BodySink {
-    w: JsonWriter,
+    w: ArgsWriter,
     /// Open containers (true: object).
     stack: Vec<bool>,
     after_key: bool,
@@ -330,18 +335,10 @@ impl TokenSink for BodySink {
 }
 
 impl BodySink {
-    /// Text that closes whatever is open.
-    fn close_tail(&self) -> String {
-        let mut s = String::new();
-        if self.in_string {
-            s.push('"');
-        } else if self.after_key {
-            s.push_str("null");
-        }
-        for &obj in self.stack.iter().rev() {
-            s.push(if obj { '}' } else { ']' });
-        }
-        s
+    /// Text that closes whatever is open (the writer also writes a held value).
+    fn close_tail(&mut self) -> String {
+        self.w.close_all();
+        self.w.take()
     }
 }
 
@@ -374,6 +371,8 @@ impl Xml {
             v_held: String::new(),
             v_tail_ws: false,
             v_start: 0,
+            v_key: String::new(),
+            v_drop: false,
             scanner: None,
             body: BodySink::default(),
             body_first: true,
@@ -549,6 +548,23 @@ impl Xml {
 
     fn finish_call(&mut self, out: &mut Emitter) {
         if !self.args_closed {
+            if let Some(root) = out.args_schema(&self.call_name) {
+                let seen: Vec<String> = self.keys.iter().cloned().collect();
+                // No span: where the call ends depends on how the output was read.
+                for (key, default, diag) in crate::args::missing_defaults(&root, &seen) {
+                    let mut s = String::new();
+                    if self.n_params > 0 {
+                        s.push(',');
+                    }
+                    s.push('"');
+                    json::escape_into(&mut s, &key);
+                    s.push_str("\":");
+                    s.push_str(&default.to_string());
+                    self.n_params += 1;
+                    out.args(&s);
+                    out.diag("default_filled", 0, 0, diag);
+                }
+            }
             out.args("}");
         }
         self.args_closed = true;
@@ -578,6 +594,27 @@ impl Xml {
                 _ => k,
             }
         });
+        self.v_drop = !self.args_closed
+            && out
+                .args_schema(&self.call_name)
+                .is_some_and(|root| crate::args::forbids(&root, key));
+        if self.v_drop {
+            // Read and dropped: the schema forbids this parameter.
+            out.diag(
+                "dropped_property",
+                at,
+                at,
+                format!("/{key}: not allowed (additionalProperties is false); dropped"),
+            );
+            self.vmode = VMode::Hold;
+            self.v_started = false;
+            self.v_ws.clear();
+            self.v_ent.clear();
+            self.v_held.clear();
+            self.v_tail_ws = false;
+            self.v_start = at;
+            return;
+        }
         if !self.keys.insert(key.to_string()) && !self.args_closed {
             out.diag(
                 "duplicate_key",
@@ -609,6 +646,8 @@ impl Xml {
         self.v_held.clear();
         self.v_tail_ws = false;
         self.v_start = at;
+        self.v_key.clear();
+        self.v_key.push_str(key);
     }
 
     fn value_text(&mut self, out: &mut Emitter, s: &str) {
@@ -700,6 +739,12 @@ impl Xml {
     }
 
     fn end_value(&mut self, out: &mut Emitter) {
+        if std::mem::take(&mut self.v_drop) {
+            self.v_ent.clear();
+            self.v_held.clear();
+            self.vmode = VMode::Str;
+            return;
+        }
         let ent = std::mem::take(&mut self.v_ent);
         self.value_decoded(out, &ent);
         match self.vmode {
@@ -712,6 +757,7 @@ impl Xml {
                 let t = text.trim();
                 let typed = match self.vmode {
                     VMode::Infer => infer_scalar(t),
+                    VMode::Hold => self.read_json(out, t).map(|v| self.coerce_typed(out, v)),
                     _ => self.read_json(out, t),
                 };
                 let v = typed.unwrap_or_else(|| {
@@ -724,6 +770,33 @@ impl Xml {
             }
         }
         self.vmode = VMode::Str;
+    }
+
+    /// A schema-typed value (compact JSON) made to fit its property's schema (enum spelling,
+    /// a lone value where an array is wanted, ...), with the same rules as streamed JSON
+    /// arguments.
+    fn coerce_typed(&self, out: &mut Emitter, v: String) -> String {
+        let Some(root) = out.args_schema(&self.call_name) else {
+            return v;
+        };
+        let Some(prop) = out.tool(&self.call_name).and_then(|t| t.property(&self.v_key)).cloned() else {
+            return v;
+        };
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&v) else {
+            return v;
+        };
+        let path = format!("/{}", self.v_key.replace('~', "~0").replace('/', "~1"));
+        let (c, repairs) = crate::schema::coerce_in(&value, &prop, &root, &path);
+        if repairs.is_empty() {
+            return v;
+        }
+        let start = self.v_start;
+        out.diags(repairs.into_iter().map(|mut r| {
+            r.start = start;
+            r.end = start;
+            r
+        }));
+        c.to_string()
     }
 
     /// Reads a complete value as JSON (Python literals and the milder repairs allowed).
@@ -748,6 +821,7 @@ impl Xml {
 
     fn body_write(&mut self, out: &mut Emitter) {
         let mut s = self.body.w.take();
+        out.diags(self.body.w.take_diags());
         if self.body_first && s.starts_with('{') {
             s.remove(0);
             self.body_first = false;
@@ -767,6 +841,7 @@ impl Xml {
             if !ok {
                 let tail = self.body.close_tail();
                 out.args(&tail);
+                out.diags(self.body.w.take_diags());
                 out.diag(
                     "truncated_arguments",
                     at,
@@ -1141,7 +1216,10 @@ impl Family for Xml {
                         if !self.body_seen && spec.json_body && self.n_params == 0 && text[k..].starts_with('{') {
                             self.body_seen = true;
                             self.scanner = Some(Scanner::new(Dialect::Json, self.lenient, out.base + pos + k));
-                            self.body = BodySink::default();
+                            self.body = BodySink {
+                                w: ArgsWriter::new(out.args_schema(&self.call_name)),
+                                ..BodySink::default()
+                            };
                             self.body_first = true;
                             self.state = State::JsonBody;
                             pos += k;
