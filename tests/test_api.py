@@ -218,3 +218,12 @@ def test_auto_tells_shared_markers_apart_while_streaming() -> None:
         r = p.result()
         assert r.format == fmt, (fmt, r.format)
         assert [(c.name, json.loads(c.arguments)) for c in r.tool_calls] == [("f", {"x": 1})], fmt
+
+
+def test_repair_off_keeps_broken_json_as_content() -> None:
+    text = "<tool_call>{'name': 'search', 'arguments': {'q': 'x'}}</tool_call>"
+    assert len(parse(text, format="hermes").tool_calls) == 1
+    strict = parse(text, format="hermes", repair=False)
+    assert strict.tool_calls == []
+    assert strict.content == text
+    assert any(d.kind == "invalid_json" for d in strict.diagnostics)
