@@ -34,7 +34,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-fuzz/target}"
 BIN="$TARGET_DIR/$HOST/release"
 
 echo "== seeding fuzz/corpus"
-python3 fuzz/seed.py --stream-bin "$BIN/stream"
+python3 fuzz/seed.py
 
 failed=()
 for t in "${TARGETS[@]}"; do

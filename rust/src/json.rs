@@ -489,6 +489,10 @@ impl Scanner {
                         key,
                         python_raw: false,
                     };
+                    if decoded.is_some() && self.high_surrogate.take().is_some() {
+                        // A `\uD8xx` not followed by its low half.
+                        self.push_char(char::REPLACEMENT_CHARACTER, key);
+                    }
                     match decoded {
                         Some(ch) => {
                             let mut tmp = [0u8; 4];
@@ -795,8 +799,13 @@ impl Scanner {
         {
             j += 1;
         }
+        // Keys longer than this are not taken for keys, whatever follows (so the answer
+        // does not depend on how much input has arrived).
+        if j - k > 64 {
+            return Some(false);
+        }
         if j == rest.len() {
-            return if j - k > 64 { Some(false) } else { None };
+            return None;
         }
         if j == k {
             return Some(false);
@@ -994,7 +1003,19 @@ impl Scanner {
                         }
                         self.repair("number", start, format!("normalised number {word:?}"));
                     }
-                    sink.token(Token::Number(&num), self.base + self.pos);
+                    let huge = (num.len() > 300 || num.contains(['e', 'E']))
+                        && num.parse::<f64>().is_ok_and(|f| f.is_infinite());
+                    if huge && self.lenient {
+                        // Like Infinity: no JSON reader can represent it.
+                        self.repair(
+                            "js_literal",
+                            start,
+                            format!("{word} is out of range for any JSON number reader; used null"),
+                        );
+                        sink.token(Token::Null, self.base + self.pos);
+                    } else {
+                        sink.token(Token::Number(&num), self.base + self.pos);
+                    }
                 } else if self.lenient && !word.is_empty() {
                     self.repair("bare_string", start, format!("quoted the bare word {word:?}"));
                     sink.token(Token::BeginString, self.base + self.pos);
@@ -1054,7 +1075,7 @@ impl Scanner {
             Mode::Failed => return false,
             _ => {}
         }
-        if !self.lenient || !self.started {
+        if !self.lenient || !self.started || (self.mode == Mode::Value && self.stack.is_empty()) {
             return false;
         }
         let at = self.base + self.pos;
@@ -1496,6 +1517,18 @@ mod tests {
     fn strict_rejects() {
         assert!(rewrite("{'a': 1}", Dialect::Json, false).is_none());
         assert!(rewrite("{\"a\": 1,}", Dialect::Json, true).is_some());
+    }
+
+    /// Regressions found by fuzzing (fuzz/regressions/scanner).
+    #[test]
+    fn fuzz_regressions() {
+        assert!(rewrite("b\"", Dialect::Python, true).is_none());
+        let long_key = format!("{{m\"\",{}:1}}", "s".repeat(65));
+        let whole = rewrite(&long_key, Dialect::Json, true).map(|r| r.0);
+        assert_eq!(chunked(&long_key, 1), whole);
+        let surrogate = "\"\\ud83d\\r\"";
+        assert_eq!(chunked(surrogate, 1), chunked(surrogate, 1000));
+        assert_eq!(chunked(surrogate, 1000).as_deref(), Some("\"\u{fffd}\\r\""));
     }
 
     #[test]

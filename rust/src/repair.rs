@@ -75,6 +75,10 @@ fn scan_value(text: &str, start: usize, diags: &mut Vec<Repair>) -> Option<(Stri
 /// Start of the first code fence body (after "```lang\n"), if the text has a fence.
 fn fence_body(text: &str) -> Option<(usize, usize)> {
     let open = text.find("```")?;
+    // A fence inside a JSON value (after its first `{`, `[` or `"`) is string text.
+    if text.find(['{', '[', '"']).is_some_and(|v| v < open) {
+        return None;
+    }
     let after = open + 3;
     let body_start = match text[after..].find('\n') {
         Some(nl)
@@ -161,9 +165,13 @@ pub fn repair_json(text: &str) -> Result<RepairResult, RepairError> {
             if let Some((json2, keys2, _)) = scan_value(region, second_at, &mut more) {
                 // Join only when unambiguous: both objects, no shared key.
                 if json2.len() > 2 && keys2.iter().all(|k| !keys.contains(k)) {
-                    json.pop();
-                    json.push(',');
-                    json.push_str(&json2[1..]);
+                    if json.len() <= 2 {
+                        json = json2;
+                    } else {
+                        json.pop();
+                        json.push(',');
+                        json.push_str(&json2[1..]);
+                    }
                     diags.append(&mut more);
                     diags.push(Repair {
                         kind: "joined_objects",
@@ -211,6 +219,10 @@ mod tests {
         assert_eq!(fixed(r#"{"a": "x", "b"#), r#"{"a":"x"}"#);
         assert_eq!(fixed(r#"{"a": tr"#), r#"{"a":true}"#);
         assert!(repair_json("   ").is_err());
+        // Found by fuzzing: joining onto an empty object, a fence inside a string value.
+        assert_eq!(fixed(r#"{} {"a":1}"#), r#"{"a":1}"#);
+        assert_eq!(fixed(r#"{"code": "```[1]```"}"#), r#"{"code":"```[1]```"}"#);
+        assert_eq!(fixed(r#"{"a": 1e999}"#), r#"{"a":null}"#);
     }
 
     #[test]
