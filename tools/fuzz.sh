@@ -6,6 +6,8 @@
 #   tools/fuzz.sh [SECONDS]      each target for SECONDS (default 20; CI's short run)
 #   tools/fuzz.sh 600            the longer run, before a release or after a parser change
 #   FUZZ_TARGETS="stream" tools/fuzz.sh 300    some targets only
+#   FUZZ_RUNS=20000 tools/fuzz.sh              a fixed number of inputs per target with a fixed
+#                                              seed: deterministic, what CI runs
 #
 # Steps: install cargo-fuzz if missing (from crates.io), build the instrumented targets, seed
 # fuzz/corpus/<target>/ from the test corpora (fuzz/seed.py), replay the kept reproducers in
@@ -49,10 +51,16 @@ for t in "${TARGETS[@]}"; do
             continue
         fi
     fi
-    echo "== $t: fuzzing for ${SECS}s"
+    if [ -n "${FUZZ_RUNS:-}" ]; then
+        LIMIT=(-runs="$FUZZ_RUNS" -seed=1)
+        echo "== $t: fuzzing ${FUZZ_RUNS} inputs (seed 1)"
+    else
+        LIMIT=(-max_total_time="$SECS")
+        echo "== $t: fuzzing for ${SECS}s"
+    fi
     mkdir -p "fuzz/artifacts/$t"
     if ! cargo fuzz run "${FLAGS[@]}" "$t" -- \
-        -max_total_time="$SECS" -max_len=8192 -timeout=10 -print_final_stats=1 \
+        "${LIMIT[@]}" -max_len=8192 -timeout=10 -print_final_stats=1 \
         >"fuzz/$t.log" 2>&1; then
         grep -v '^#' "fuzz/$t.log" | tail -n 60
         failed+=("$t")

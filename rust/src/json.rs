@@ -1005,7 +1005,11 @@ impl Scanner {
                     }
                     let huge = (num.len() > 300 || num.contains(['e', 'E']))
                         && num.parse::<f64>().is_ok_and(|f| f.is_infinite());
-                    if huge && self.lenient {
+                    if huge && !self.lenient {
+                        self.fail(format!("number {word} is out of range"));
+                        return;
+                    }
+                    if huge {
                         // Like Infinity: no JSON reader can represent it.
                         self.repair(
                             "js_literal",
