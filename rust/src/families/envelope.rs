@@ -70,6 +70,9 @@ struct Element {
     /// Arguments written so far (held until the call can start).
     writer: ArgsWriter,
     nested: Option<(Scanner, String)>,
+    /// Offset of the encoded arguments' string in the output (nested diagnostics are
+    /// clamped to the string's raw span).
+    nested_start: usize,
     started: bool,
     rejected: bool,
     /// Compact text of the whole element (kept until the call starts, for the fallback).
@@ -92,6 +95,9 @@ struct SinkState {
     /// The scanner is closing a truncated value at the end of the output.
     at_eof: bool,
     offset: usize,
+    /// Offset of the token that set `stop` (the scanner may read on a little, depending on
+    /// the chunking: its later repairs are not reported).
+    stop_at: usize,
 }
 
 struct EnvSink<'a> {
@@ -196,6 +202,9 @@ fn reject(st: &mut SinkState, out: &mut Emitter) {
     let Some(el) = st.elem.as_mut() else { return };
     el.rejected = true;
     if !st.committed {
+        if !st.stop {
+            st.stop_at = st.offset;
+        }
         st.stop = true;
     } else {
         let mut text = el.shadow.take();
@@ -311,7 +320,14 @@ impl TokenSink for EnvSink<'_> {
                                 let _ = sc.feed(&pending, &mut el.writer);
                             }
                             let ok = sc.is_done() || sc.finish(&mut el.writer);
-                            self.out.diags(sc.repairs.drain(..));
+                            // The nested scanner counts decoded bytes: keep its spans within
+                            // the string's raw span.
+                            let (lo, hi) = (el.nested_start, st.offset.max(el.nested_start));
+                            self.out.diags(sc.repairs.drain(..).map(|mut r| {
+                                r.start = r.start.clamp(lo, hi);
+                                r.end = r.end.clamp(r.start, hi);
+                                r
+                            }));
                             if ok && (el.started || el.writer.out.starts_with('{')) {
                                 el.args = Args::Done;
                                 let at = st.offset;
@@ -408,6 +424,7 @@ impl TokenSink for EnvSink<'_> {
                     (Role::Args, Token::BeginString) if matches!(el.args, Args::NotSeen) => {
                         el.args = Args::Encoded;
                         el.nested = Some((Scanner::new(Dialect::Json, st.lenient, st.offset), String::new()));
+                        el.nested_start = st.offset;
                     }
                     (Role::Args, Token::Null) if matches!(el.args, Args::NotSeen) => {
                         el.writer.token(Token::BeginObject, at);
@@ -618,7 +635,8 @@ impl Family for Envelope {
                         scanner.feed(&input[pos..], &mut sink)
                     };
                     let repairs: Vec<_> = scanner.repairs.drain(..).collect();
-                    out.diags(repairs);
+                    let stop_at = self.sink.stop.then_some(self.sink.stop_at);
+                    out.diags(repairs.into_iter().filter(|r| stop_at.is_none_or(|s| r.start <= s)));
                     if self.sink.stop {
                         // Not a call after all: what was read is prose.
                         let consumed = match progress {
@@ -663,7 +681,7 @@ impl Family for Envelope {
                             };
                             out.diags(scanner.repairs.drain(..));
                             if !ok {
-                                self.abandon(out);
+                                self.abandon(out.base + pos, out);
                             }
                             self.end_region(out);
                         }
@@ -671,7 +689,7 @@ impl Family for Envelope {
                             let s = &input[pos..pos + consumed];
                             self.region_text(s);
                             pos += consumed;
-                            self.abandon(out);
+                            self.abandon(out.base + pos, out);
                             // The rest of the region is prose.
                             self.end_region(out);
                         }
@@ -683,8 +701,9 @@ impl Family for Envelope {
 }
 
 impl Envelope {
-    /// The value could not be read to its end: close an open call's arguments, drop the rest.
-    fn abandon(&mut self, out: &mut Emitter) {
+    /// The value could not be read to its end (at absolute offset `end`): close an open
+    /// call's arguments, drop the rest.
+    fn abandon(&mut self, end: usize, out: &mut Emitter) {
         if let Some(mut el) = self.sink.elem.take() {
             if el.started {
                 el.writer.close_all();
@@ -694,12 +713,114 @@ impl Envelope {
                 out.diag(
                     "truncated_arguments",
                     el.start_offset,
-                    out.base,
+                    end.max(el.start_offset),
                     "invalid JSON cut a call's arguments short",
                 );
                 out.end_call();
             }
         }
         self.scanner = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::event::Event;
+    use crate::parser::{parse, Options, StreamParser};
+    use crate::ParseResult;
+
+    fn opts(format: Option<&str>) -> Options {
+        Options {
+            format: format.map(str::to_string),
+            id_seed: Some(1),
+            ..Options::default()
+        }
+    }
+
+    fn normalize(events: Vec<Event>) -> Vec<Event> {
+        let mut out: Vec<Event> = Vec::new();
+        for e in events {
+            match (out.last_mut(), e) {
+                (Some(Event::Content(a)), Event::Content(b)) => a.push_str(&b),
+                (Some(Event::Reasoning(a)), Event::Reasoning(b)) => a.push_str(&b),
+                (Some(Event::ToolCallArgs { index: i, text: a }), Event::ToolCallArgs { index: j, text: b })
+                    if *i == j =>
+                {
+                    a.push_str(&b)
+                }
+                (_, e) => out.push(e),
+            }
+        }
+        out
+    }
+
+    fn stream(text: &str, o: Options, size: usize) -> (Vec<Event>, ParseResult) {
+        let mut p = StreamParser::new(o).expect("parser");
+        let mut events = Vec::new();
+        let chars: Vec<char> = text.chars().collect();
+        for chunk in chars.chunks(size.max(1)) {
+            let s: String = chunk.iter().collect();
+            events.extend(p.feed(&s).expect("feed"));
+        }
+        events.extend(p.finish().expect("finish"));
+        (normalize(events), p.result())
+    }
+
+    /// Whole and chunked parses agree, and every diagnostic span lies within the text.
+    fn check(format: Option<&str>, text: &str) -> ParseResult {
+        let whole = parse(text, opts(format)).expect("parse");
+        let (ref_events, _) = stream(text, opts(format), usize::MAX);
+        for size in [1, 2, 3, 5, 8, 13] {
+            let (events, result) = stream(text, opts(format), size);
+            assert_eq!(result, whole, "chunk size {size} for {text:?}");
+            assert_eq!(events, ref_events, "events, chunk size {size} for {text:?}");
+        }
+        for d in &whole.diagnostics {
+            assert!(d.start <= d.end && d.end <= text.len(), "{d:?} in {text:?}");
+        }
+        whole
+    }
+
+    #[test]
+    fn encoded_argument_spans_stay_within_the_string() {
+        let r = check(None, r#"{"name":"t","arguments":abc}"#);
+        assert!(r.tool_calls.is_empty());
+        check(None, r#"{"name":"t","arguments":"{\"a\":1,}"}"#);
+        check(None, r#"{"name":"t","arguments":"{\"a\": [1, 2,,]} trailing"}"#);
+    }
+
+    #[test]
+    fn truncated_arguments_span_is_chunk_independent() {
+        let text = "```json\n{\"name\": \"x\", \"arguments\": {\"s\": <|tool_call>call:g{";
+        check(None, text);
+        let text = "<tool_call>{\"name\": \"x\", \"arguments\": {\"s\": ]]]";
+        check(Some("hermes"), text);
+    }
+
+    #[test]
+    fn bare_json_at_start_uses_one_whitespace_definition() {
+        // `\x0b` is not whitespace for "bare JSON at the start": the text stays content.
+        for text in ["\u{b}{", "\u{b}{\"name\": \"f\", \"arguments\": {}}", " \u{b} {}"] {
+            let r = check(None, text);
+            assert!(r.tool_calls.is_empty(), "{text:?}");
+        }
+        // ASCII whitespace (form feed included) before the JSON is fine.
+        let r = check(None, "\u{c}\n {\"name\": \"f\", \"arguments\": {}}");
+        assert_eq!(r.tool_calls.len(), 1);
+    }
+
+    #[test]
+    fn repairs_after_a_rejected_value_are_chunk_independent() {
+        let opts = || Options {
+            tools: Some(std::sync::Arc::new(
+                crate::tools::ToolSet::from_json_str(r#"[{"name": "f"}]"#).expect("tools"),
+            )),
+            ..super::tests::opts(None)
+        };
+        let text = "{name\"\"\"args\"\"{\u{0}";
+        let whole = parse(text, opts()).expect("parse");
+        for size in [1, 2, 3, 5] {
+            assert_eq!(stream(text, opts(), size).1, whole, "chunk size {size}");
+        }
     }
 }

@@ -101,6 +101,8 @@ struct Body {
     /// Held text: leading spaces of a value, a bare word, or a held string tail.
     pending: String,
     key: String,
+    /// Absolute offset where the current key's text starts.
+    key_at: usize,
     /// Schema kind of the current top-level value.
     kind: ValueKind,
     sub: Option<Scanner>,
@@ -120,6 +122,7 @@ impl Body {
             hold: Hold::None,
             pending: String::new(),
             key: String::new(),
+            key_at: at,
             kind: ValueKind::Unknown,
             sub: None,
         }
@@ -243,19 +246,27 @@ impl Body {
                         i += 1;
                     } else {
                         self.key.clear();
+                        self.key_at = here;
                         self.mode = Mode::KeyText;
                     }
                 }
                 Mode::KeyText => {
+                    // At most MAX_NAME + 1 bytes in all: the cap's decision depends on the
+                    // bytes only, never on the chunking.
                     let start = i;
-                    while i < b.len() && !matches!(b[i], b':' | b'}' | b',' | b']' | b'{' | b'[') {
+                    let stop = (i + (MAX_NAME + 1).saturating_sub(self.key.len())).min(b.len());
+                    while i < stop && !matches!(b[i], b':' | b'}' | b',' | b']' | b'{' | b'[') {
+                        i += 1;
+                    }
+                    // Never split a character (the cap may fall inside one).
+                    while i < b.len() && !s.is_char_boundary(i) {
                         i += 1;
                     }
                     self.key.push_str(&s[start..i]);
                     if self.key.len() > MAX_NAME {
                         out.diag(
                             "invalid_arguments",
-                            here,
+                            self.key_at,
                             at + i,
                             "an argument key is too long; the rest of the call was dropped",
                         );
@@ -407,8 +418,9 @@ impl Body {
                         Progress::Done { consumed } | Progress::Error { consumed } => {
                             i += consumed;
                             if !sc.is_done() {
-                                // Cannot happen for a string; close it to stay valid JSON.
-                                sc.finish(&mut self.w);
+                                // A strict scanner stops at invalid string text: close the
+                                // string to stay valid JSON.
+                                self.close_sub(sc, at + i, out);
                             }
                             self.mode = Mode::After;
                         }
@@ -542,6 +554,17 @@ impl Body {
         i
     }
 
+    /// Ends a JSON string's sub-scanner cut short; when it does not close the string itself
+    /// (repair off), the string is closed here so the arguments stay a JSON object.
+    fn close_sub(&mut self, mut sc: Scanner, at: usize, out: &mut Emitter) {
+        let closed = sc.finish(&mut self.w);
+        out.diags(sc.repairs.drain(..));
+        if !closed {
+            out.diag("unclosed_string", at, at, "closed an unterminated string");
+            self.w.token(Token::EndString, at);
+        }
+    }
+
     /// Closes every open container.
     fn end_frames(&mut self, at: usize) {
         while !self.stack.is_empty() {
@@ -597,9 +620,8 @@ impl Body {
                 }
             }
             Mode::JsonStr => {
-                if let Some(mut sc) = self.sub.take() {
-                    sc.finish(&mut self.w);
-                    out.diags(sc.repairs.drain(..));
+                if let Some(sc) = self.sub.take() {
+                    self.close_sub(sc, at, out);
                 }
             }
             Mode::SingleStr { .. } => {
@@ -721,6 +743,14 @@ impl Family for Gemma {
                         Find::Partial { at } => (at, None),
                         Find::None => (input.len(), None),
                     };
+                    // Read at most one byte past the cap in all, so where the head turns
+                    // into content depends on the bytes only, never on the chunking.
+                    let room = (MAX_NAME + self.marker_len + 1).saturating_sub(self.head.len());
+                    let mut stop = (pos + room).min(input.len());
+                    while stop < input.len() && !input.is_char_boundary(stop) {
+                        stop += 1;
+                    }
+                    let limit = limit.min(stop);
                     let brace = input[pos..limit].find('{').map(|k| pos + k);
                     let end = brace.unwrap_or(limit);
                     self.head.push_str(&input[pos..end]);
@@ -1065,6 +1095,55 @@ mod tests {
             "<|tool_call>call:f{:::,,,}}}<tool_call|>x",
         ] {
             check(Some("gemma4"), None, text);
+        }
+    }
+
+    #[test]
+    fn long_key_cap_is_chunk_independent() {
+        for n in [300, 257, 1000] {
+            let text = format!("<|tool_call>call:f{{{}", "k".repeat(n));
+            let r = check(Some("gemma4"), None, &text);
+            assert_eq!(calls(&r), one("f", "{}"), "{n}");
+            assert!(
+                r.diagnostics.iter().all(|d| d.start <= d.end && d.end <= text.len()),
+                "{n}"
+            );
+        }
+        // A multi-byte character across the cap.
+        let text = format!("<|tool_call>call:f{{{}é: 1}}<tool_call|>", "k".repeat(256));
+        check(Some("gemma4"), None, &text);
+    }
+
+    #[test]
+    fn strict_mode_closes_a_cut_json_string() {
+        for text in [
+            r#"<|tool_call>call:f{"a": "b"#,
+            r#"<|tool_call>call:f{"a": "b\q", "c": 1}<tool_call|>tail"#,
+        ] {
+            let strict = || Options {
+                repair: false,
+                ..opts(Some("gemma4"), None)
+            };
+            let whole = parse(text, strict()).expect("parse");
+            assert_eq!(whole.tool_calls.len(), 1, "{text}");
+            let v: serde_json::Value = serde_json::from_str(&whole.tool_calls[0].arguments).expect("valid JSON");
+            assert!(v.is_object(), "{text}");
+            assert_eq!(v["a"], "b", "{text}");
+            for size in [1, 2, 3, 5] {
+                assert_eq!(stream(text, strict(), size).1, whole, "chunk size {size} for {text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn long_head_cap_is_chunk_independent() {
+        // A head longer than the cap is content; an end-of-turn token after the cap is
+        // dropped (prose) whatever the chunking.
+        for n in [250, 256, 270, 400] {
+            let text = format!("<start_function_call>{}<|eot_id|>tail {{x}}", "h".repeat(n));
+            check(Some("functiongemma"), None, &text);
+            let text = format!("<|tool_call>call:{}é<|eot_id|>", "h".repeat(n));
+            check(Some("gemma4"), None, &text);
         }
     }
 }

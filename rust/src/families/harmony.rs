@@ -227,6 +227,7 @@ impl Family for Harmony {
                 State::Header => {
                     // `<|channel|>` is part of a header that began at `<|start|>`.
                     let (mut limit, mut end) = Self::find_end(&self.header_ends, input, pos, eof);
+                    let (start_pos, old_len) = (pos, self.header.len());
                     let mut from = pos;
                     while let Some((4, len)) = end {
                         if self.from_channel || self.header.contains(CHANNEL) {
@@ -239,6 +240,15 @@ impl Family for Harmony {
                     self.header.push_str(&input[from..limit]);
                     pos = limit;
                     if self.header.len() > MAX_HEADER {
+                        // Cut the header at MAX_HEADER + 1 bytes (the rest is read again as
+                        // prose): the same place whatever the chunking.
+                        let mut cut = start_pos + (MAX_HEADER + 1).saturating_sub(old_len);
+                        while cut < input.len() && !input.is_char_boundary(cut) {
+                            cut += 1;
+                        }
+                        let cut = cut.min(pos);
+                        self.header.truncate(old_len + (cut - start_pos));
+                        pos = cut;
                         let h = std::mem::take(&mut self.header);
                         out.diag(
                             "malformed_header",
@@ -596,5 +606,23 @@ mod tests {
         assert_eq!(r.content.as_deref(), Some("Sure."));
         let r = check(Some("harmony"), None, "<|start|>assistant<|channel|>com");
         assert!(r.tool_calls.is_empty());
+    }
+
+    #[test]
+    fn long_header_cap_is_chunk_independent() {
+        for n in [500, 510, 520, 700] {
+            for text in [
+                format!(
+                    "<|channel|>commentary to=functions.f {}<|message|>{{}}<|call|>",
+                    "h".repeat(n)
+                ),
+                format!("<|start|>assistant{}é<|channel|>final<|message|>hi", "h".repeat(n)),
+            ] {
+                let r = check(Some("harmony"), None, &text);
+                for d in &r.diagnostics {
+                    assert!(d.start <= d.end && d.end <= text.len(), "{d:?}");
+                }
+            }
+        }
     }
 }

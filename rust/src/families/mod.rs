@@ -134,7 +134,9 @@ impl Prose {
         if s.is_empty() {
             return;
         }
-        if self.open_reasoning.is_none() && !s.trim().is_empty() {
+        // Whitespace as `marker::skip_ws` sees it (ASCII), so "bare JSON at the start" is
+        // decided the same way whatever the chunking (`str::trim` also skips e.g. `\x0b`).
+        if self.open_reasoning.is_none() && !s.bytes().all(|b| b.is_ascii_whitespace()) {
             self.seen_content = true;
         }
         out.text(self.channel(), s);

@@ -1265,14 +1265,27 @@ impl Family for Named {
                 }
                 State::BeforeArgs { mut fence } => {
                     if fence == 1 {
+                        // At most MAX_LANG + 1 tag bytes in all: the decision (over the cap or
+                        // not) depends on the bytes only, never on where a chunk ends.
+                        let room = (MAX_LANG + 1).saturating_sub(self.call.lang);
                         let lang_end = input[pos..]
                             .bytes()
+                            .take(room)
                             .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'+')))
-                            .map_or(input.len(), |k| pos + k);
+                            .map_or((pos + room).min(input.len()), |k| pos + k);
                         self.call.lang += lang_end - pos;
                         self.take(&input[pos..lang_end], out);
                         pos = lang_end;
-                        if pos >= input.len() && !eof && self.call.lang <= MAX_LANG {
+                        if self.call.lang > MAX_LANG {
+                            self.reject_markup(
+                                out,
+                                "invalid_arguments",
+                                out.base + pos,
+                                "the fence's language tag is too long; kept as content",
+                            );
+                            continue;
+                        }
+                        if pos >= input.len() && !eof {
                             return pos;
                         }
                         fence = 2;
@@ -1811,5 +1824,19 @@ mod tests {
         let (_, r) = super::tests::run("mistral_v13", None, &[&long]);
         assert!(r.tool_calls.is_empty());
         assert_eq!(r.content.as_deref(), Some(long.as_str()));
+    }
+
+    #[test]
+    fn fence_language_cap_is_chunk_independent() {
+        let head = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>f```";
+        let tail = "\n{}<｜tool▁call▁end｜>";
+        // Within the cap the fenced arguments are read; over it the markup stays content.
+        let text = format!("{head}{}{tail}", "S".repeat(16));
+        assert_eq!(calls(&parse("deepseek_v3", None, &text)), vec![call("f", "{}")]);
+        for n in [17, 18, 40] {
+            let text = format!("{head}{}{tail}", "S".repeat(n));
+            let r = parse("deepseek_v3", None, &text);
+            assert!(r.tool_calls.is_empty(), "{n}");
+        }
     }
 }
