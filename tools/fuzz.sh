@@ -73,4 +73,4 @@ if ((${#failed[@]})); then
     echo "fuzz: FAILED: ${failed[*]} (inputs in fuzz/artifacts/, logs in fuzz/*.log)"
     exit 1
 fi
-echo "fuzz: no crash in ${TARGETS[*]} (${SECS}s each)"
+echo "fuzz: no crash in ${TARGETS[*]} (${FUZZ_RUNS:+$FUZZ_RUNS inputs}${FUZZ_RUNS:-${SECS}s} each)"
