@@ -73,4 +73,5 @@ if ((${#failed[@]})); then
     echo "fuzz: FAILED: ${failed[*]} (inputs in fuzz/artifacts/, logs in fuzz/*.log)"
     exit 1
 fi
-echo "fuzz: no crash in ${TARGETS[*]} (${FUZZ_RUNS:+$FUZZ_RUNS inputs}${FUZZ_RUNS:-${SECS}s} each)"
+if [ -n "${FUZZ_RUNS:-}" ]; then AMOUNT="$FUZZ_RUNS inputs"; else AMOUNT="${SECS}s"; fi
+echo "fuzz: no crash in ${TARGETS[*]} ($AMOUNT each)"
