@@ -304,6 +304,17 @@ impl Diagnostic {
     }
 }
 
+impl From<core::Diagnostic> for Diagnostic {
+    fn from(d: core::Diagnostic) -> Self {
+        Diagnostic {
+            kind: d.kind,
+            message: d.message,
+            start: d.start,
+            end: d.end,
+        }
+    }
+}
+
 /// The result of a parse: content, reasoning, tool calls, format and diagnostics.
 #[pyclass(module = "toolmend._core", frozen, eq)]
 #[derive(PartialEq)]
@@ -357,16 +368,7 @@ impl From<core::ParseResult> for ParseResult {
                 })
                 .collect(),
             format: r.format,
-            diagnostics: r
-                .diagnostics
-                .into_iter()
-                .map(|d| Diagnostic {
-                    kind: d.kind,
-                    message: d.message,
-                    start: d.start,
-                    end: d.end,
-                })
-                .collect(),
+            diagnostics: r.diagnostics.into_iter().map(Diagnostic::from).collect(),
         }
     }
 }
@@ -524,16 +526,7 @@ fn repair_json(py: Python<'_>, text: &str) -> PyResult<RepairResult> {
     }?;
     Ok(RepairResult {
         json: r.json,
-        diagnostics: r
-            .diagnostics
-            .into_iter()
-            .map(|d| Diagnostic {
-                kind: d.kind,
-                message: d.message,
-                start: d.start,
-                end: d.end,
-            })
-            .collect(),
+        diagnostics: r.diagnostics.into_iter().map(Diagnostic::from).collect(),
     })
 }
 
@@ -576,15 +569,7 @@ fn coerce(arguments: &Bound<'_, PyAny>, schema: &Bound<'_, PyAny>) -> PyResult<C
         let (v, repairs) = core::schema::coerce(&value, &schema);
         Ok(CoerceResult {
             arguments: v.to_string(),
-            diagnostics: repairs
-                .into_iter()
-                .map(|d| Diagnostic {
-                    kind: d.kind,
-                    message: d.message,
-                    start: d.start,
-                    end: d.end,
-                })
-                .collect(),
+            diagnostics: repairs.into_iter().map(Diagnostic::from).collect(),
         })
     })
 }

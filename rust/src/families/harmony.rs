@@ -423,74 +423,10 @@ impl Family for Harmony {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use crate::families::test_support::{calls, check, one};
 
     use super::{parse_header, Kind};
     use crate::emit::Channel;
-    use crate::event::Event;
-    use crate::parser::{parse, Options, StreamParser};
-    use crate::tools::ToolSet;
-    use crate::ParseResult;
-
-    fn opts(format: Option<&str>, tools: Option<&str>) -> Options {
-        Options {
-            format: format.map(str::to_string),
-            tools: tools.map(|t| Arc::new(ToolSet::from_json_str(t).expect("tools"))),
-            id_seed: Some(1),
-            ..Options::default()
-        }
-    }
-
-    fn normalize(events: Vec<Event>) -> Vec<Event> {
-        let mut out: Vec<Event> = Vec::new();
-        for e in events {
-            match (out.last_mut(), e) {
-                (Some(Event::Content(a)), Event::Content(b)) => a.push_str(&b),
-                (Some(Event::Reasoning(a)), Event::Reasoning(b)) => a.push_str(&b),
-                (Some(Event::ToolCallArgs { index: i, text: a }), Event::ToolCallArgs { index: j, text: b })
-                    if *i == j =>
-                {
-                    a.push_str(&b)
-                }
-                (_, e) => out.push(e),
-            }
-        }
-        out
-    }
-
-    fn stream(text: &str, o: Options, size: usize) -> (Vec<Event>, ParseResult) {
-        let mut p = StreamParser::new(o).expect("parser");
-        let mut events = Vec::new();
-        let chars: Vec<char> = text.chars().collect();
-        for chunk in chars.chunks(size.max(1)) {
-            let s: String = chunk.iter().collect();
-            events.extend(p.feed(&s).expect("feed"));
-        }
-        events.extend(p.finish().expect("finish"));
-        (normalize(events), p.result())
-    }
-
-    fn check(format: Option<&str>, tools: Option<&str>, text: &str) -> ParseResult {
-        let whole = parse(text, opts(format, tools)).expect("parse");
-        let (ref_events, _) = stream(text, opts(format, tools), usize::MAX);
-        for size in [1, 2, 3, 5, 8, 13] {
-            let (events, result) = stream(text, opts(format, tools), size);
-            assert_eq!(result, whole, "chunk size {size} for {text:?}");
-            assert_eq!(events, ref_events, "events, chunk size {size} for {text:?}");
-        }
-        whole
-    }
-
-    fn calls(r: &ParseResult) -> Vec<(String, String)> {
-        r.tool_calls
-            .iter()
-            .map(|c| (c.name.clone(), c.arguments.clone()))
-            .collect()
-    }
-
-    fn one(name: &str, args: &str) -> Vec<(String, String)> {
-        vec![(name.to_string(), args.to_string())]
-    }
 
     #[test]
     fn headers() {

@@ -8,6 +8,8 @@ pub mod gemma;
 pub mod harmony;
 pub mod named;
 pub mod pythonic;
+#[cfg(test)]
+mod test_support;
 pub mod xml;
 
 use std::collections::HashMap;
