@@ -396,6 +396,10 @@ fn options(
     })
 }
 
+fn events(r: Result<Vec<core::Event>, core::ParseError>) -> PyResult<Vec<Event>> {
+    Ok(r.map_err(map_parse_error)?.into_iter().map(Event::from).collect())
+}
+
 /// Incremental parser: `feed(delta)` any chunking, then `finish()`; `result()` equals
 /// `parse()` of the whole text.
 #[pyclass(module = "toolmend._core")]
@@ -428,28 +432,29 @@ impl StreamParser {
 
     /// Feeds a delta; returns the events it completes.
     fn feed(&mut self, delta: &str) -> PyResult<Vec<Event>> {
-        guarded("feed", || {
-            Ok(self
-                .inner
-                .feed(delta)
-                .map_err(map_parse_error)?
-                .into_iter()
-                .map(Event::from)
-                .collect())
-        })
+        guarded("feed", || events(self.inner.feed(delta)))
     }
 
     /// Ends the output: flushes held-back text and closes an open call.
     fn finish(&mut self) -> PyResult<Vec<Event>> {
-        guarded("finish", || {
-            Ok(self
-                .inner
-                .finish()
-                .map_err(map_parse_error)?
-                .into_iter()
-                .map(Event::from)
-                .collect())
-        })
+        guarded("finish", || events(self.inner.finish()))
+    }
+
+    /// Starts a call the backend already structured (a native `tool_calls` entry), ending
+    /// any open one; its arguments are mended like a text call's.
+    #[pyo3(signature = (name, id=None))]
+    fn call_start(&mut self, name: &str, id: Option<&str>) -> PyResult<Vec<Event>> {
+        guarded("call_start", || events(self.inner.call_start(name, id)))
+    }
+
+    /// Feeds a fragment of the open structured call's arguments.
+    fn call_args(&mut self, fragment: &str) -> PyResult<Vec<Event>> {
+        guarded("call_args", || events(self.inner.call_args(fragment)))
+    }
+
+    /// Ends the open structured call.
+    fn call_end(&mut self) -> PyResult<Vec<Event>> {
+        guarded("call_end", || events(self.inner.call_end()))
     }
 
     /// The result so far (complete after `finish()`).

@@ -14,6 +14,7 @@ pub mod families;
 pub mod formats;
 pub mod json;
 pub mod marker;
+pub mod native;
 pub mod parser;
 pub mod repair;
 pub mod schema;

@@ -10,6 +10,7 @@ use crate::emit::{random_seed, Emitter};
 use crate::event::{Event, ParseResult};
 use crate::families::{Family, Prose, ProseSpec, ProseStep};
 use crate::formats::{self, After, Format, FORMATS};
+use crate::native::NativeCall;
 use crate::tools::ToolSet;
 
 /// Largest input a parser accepts while holding it back undecided (bytes). Beyond this
@@ -80,6 +81,20 @@ pub struct StreamParser {
     out: Emitter,
     fixed_format: Option<&'static str>,
     finished: bool,
+    /// Mend broken JSON (native calls' arguments too).
+    lenient: bool,
+    /// The open structured call (see [`StreamParser::call_start`]).
+    native: Option<NativeCall>,
+    /// Structured-call input that arrived while a call written as text was open.
+    queued: Vec<NativeInput>,
+}
+
+/// Structured-call input held until a text call closes.
+#[derive(Debug)]
+enum NativeInput {
+    Start { name: String, id: Option<String> },
+    Args(String),
+    End,
 }
 
 impl std::fmt::Debug for StreamParser {
@@ -117,6 +132,9 @@ impl StreamParser {
             out,
             fixed_format: fixed,
             finished: false,
+            lenient: opts.repair,
+            native: None,
+            queued: Vec::new(),
         })
     }
 
@@ -129,10 +147,11 @@ impl StreamParser {
             return Ok(Vec::new());
         }
         self.pending.push_str(delta);
-        self.out.base = self.offset;
-        let n = self.family.feed(&self.pending, false, &mut self.out);
-        self.pending.drain(..n);
-        self.offset += n;
+        if self.native.is_some() {
+            // Text while a structured call is open waits for it to end.
+            return Ok(Vec::new());
+        }
+        self.run_family();
         if self.pending.len() > MAX_PENDING {
             // Nothing decidable for a megabyte: treat it as the end of output.
             self.out.diag(
@@ -143,7 +162,87 @@ impl StreamParser {
             );
             return self.finish();
         }
+        self.drain_queued();
         Ok(self.out.take_events())
+    }
+
+    fn run_family(&mut self) {
+        self.out.base = self.offset;
+        let n = self.family.feed(&self.pending, false, &mut self.out);
+        self.pending.drain(..n);
+        self.offset += n;
+    }
+
+    /// Starts a call the backend already structured (an OpenAI `tool_calls` delta with a
+    /// name), ending any open structured call. Its arguments, fed with
+    /// [`StreamParser::call_args`], are mended like a text call's (repair, coercion,
+    /// validation); the events share the text calls' index sequence. With tools declared,
+    /// an undeclared name is kept as content with an `unknown_tool` diagnostic.
+    pub fn call_start(&mut self, name: &str, id: Option<&str>) -> Result<Vec<Event>, ParseError> {
+        self.native_input(NativeInput::Start {
+            name: name.to_string(),
+            id: id.map(str::to_string),
+        })
+    }
+
+    /// Feeds a fragment of the open structured call's arguments (ignored when none is open).
+    pub fn call_args(&mut self, fragment: &str) -> Result<Vec<Event>, ParseError> {
+        if fragment.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.native_input(NativeInput::Args(fragment.to_string()))
+    }
+
+    /// Ends the open structured call (arguments that broke off are closed).
+    pub fn call_end(&mut self) -> Result<Vec<Event>, ParseError> {
+        self.native_input(NativeInput::End)
+    }
+
+    fn native_input(&mut self, input: NativeInput) -> Result<Vec<Event>, ParseError> {
+        if self.finished {
+            return Err(ParseError::Finished);
+        }
+        if self.native.is_none() && (self.out.in_call() || !self.queued.is_empty()) {
+            // A call written as text is open: structured calls follow it, never interleave.
+            self.queued.push(input);
+        } else {
+            self.apply_native(input);
+        }
+        Ok(self.out.take_events())
+    }
+
+    fn apply_native(&mut self, input: NativeInput) {
+        match input {
+            NativeInput::Start { name, id } => {
+                if let Some(open) = self.native.take() {
+                    open.end(&mut self.out);
+                }
+                self.native = Some(NativeCall::start(&name, id.as_deref(), self.lenient, &mut self.out));
+            }
+            NativeInput::Args(fragment) => {
+                if let Some(open) = self.native.as_mut() {
+                    open.args(&fragment, &mut self.out);
+                }
+            }
+            NativeInput::End => {
+                if let Some(open) = self.native.take() {
+                    open.end(&mut self.out);
+                    if !self.pending.is_empty() && !self.finished {
+                        self.run_family();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies structured-call input held while a text call was open, once it has closed.
+    fn drain_queued(&mut self) {
+        if self.queued.is_empty() || (self.native.is_none() && self.out.in_call()) {
+            return;
+        }
+        for input in std::mem::take(&mut self.queued) {
+            self.apply_native(input);
+        }
     }
 
     /// Ends the output: flushes held text and closes an open call.
@@ -152,6 +251,9 @@ impl StreamParser {
             return Ok(Vec::new());
         }
         self.finished = true;
+        if let Some(open) = self.native.take() {
+            open.end(&mut self.out);
+        }
         self.out.base = self.offset;
         let n = self.family.feed(&self.pending, true, &mut self.out);
         debug_assert_eq!(n, self.pending.len(), "families consume everything at eof");
@@ -159,6 +261,12 @@ impl StreamParser {
         self.pending.clear();
         if self.out.in_call() {
             self.out.end_call();
+        }
+        for input in std::mem::take(&mut self.queued) {
+            self.apply_native(input);
+        }
+        if let Some(open) = self.native.take() {
+            open.end(&mut self.out);
         }
         self.out.finish();
         Ok(self.out.take_events())
