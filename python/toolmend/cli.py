@@ -69,6 +69,26 @@ def cmd_formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from toolmend.config import ConfigError, load_settings
+    from toolmend.proxy.serve import ServeError, serve
+
+    overrides = {
+        "backend_url": args.backend,
+        "host": args.host,
+        "port": args.port,
+        "api_key": args.api_key,
+        "backend_api_key": args.backend_api_key,
+    }
+    try:
+        settings = load_settings(args.config, overrides=overrides)
+        serve(settings, log_level=args.log_level)
+    except (ConfigError, ServeError) as e:
+        print(f"toolmend: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="toolmend", description="Reliable tool calling from local LLMs.")
     ap.add_argument("--version", action="version", version=f"toolmend {__version__}")
@@ -88,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compact", action="store_true", help="print the message on one line")
     p.add_argument("-v", "--verbose", action="store_true", help="print the format and diagnostics to stderr")
     p.set_defaults(func=cmd_parse)
+
+    s = sub.add_parser("serve", help="run the OpenAI-compatible proxy in front of a local backend")
+    s.add_argument("--backend", default=None, help="backend URL, e.g. http://127.0.0.1:8000/v1 (default: probe)")
+    s.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=None, help="port to listen on (default 4000)")
+    s.add_argument("--config", default=None, help="TOML config file (default: $TOOLMEND_CONFIG)")
+    s.add_argument("--api-key", default=None, help="key clients must send to use the proxy")
+    s.add_argument("--backend-api-key", default=None, help="key sent to the backend instead of the client's")
+    s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    s.set_defaults(func=cmd_serve)
 
     f = sub.add_parser("formats", help="list the supported formats")
     f.set_defaults(func=cmd_formats)
