@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TEXT = 'Sure.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris",}}\n</tool_call>'
 
 
@@ -63,3 +65,99 @@ def test_formats_command() -> None:
     r = run("formats", stdin="")
     assert r.returncode == 0
     assert "hermes" in r.stdout
+
+
+def test_demo_shows_every_scenario_mended() -> None:
+    r = run("demo", "--width", "100", stdin="")
+    assert r.returncode == 0, r.stderr
+    from toolmend.demo import SCENARIOS
+
+    assert f"toolmend turned {len(SCENARIOS)} of {len(SCENARIOS)}" in r.stdout
+    assert r.stdout.count("WITH toolmend") == len(SCENARIOS)
+    assert "call get_weather(" in r.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_serve_runs_the_proxy_until_interrupted(tmp_path: Path) -> None:
+    import signal
+    import time
+    import urllib.request
+
+    from toolmend.scripted import Script, ScriptedBackend, serve_in_thread
+
+    backend = ScriptedBackend({"m": Script(text='<tool_call>{"name": "f", "arguments": {}}</tool_call>')})
+    port = _free_port()
+    config = tmp_path / "toolmend.toml"
+    config.write_text('[timeouts]\nread = 30\n[formats]\n"m" = "hermes"\n')
+    with serve_in_thread(backend.app) as b:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "toolmend",
+                "serve",
+                "--backend",
+                b.url,
+                "--port",
+                str(port),
+                "--config",
+                str(config),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                        health = json.loads(resp.read())
+                    break
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline, "toolmend serve did not start"
+                    time.sleep(0.1)
+            assert health["backend"] == {"url": b.url + "/v1", "reachable": True}
+            body = {
+                "model": "m",
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+            }
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/chat/completions", data=json.dumps(body).encode(), method="POST"
+            )
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                answer = json.loads(resp.read())
+            assert answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "f"
+            assert answer["choices"][0]["finish_reason"] == "tool_calls"
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=20)
+    assert f"proxy for {b.url}/v1" in err
+
+
+def test_serve_rejects_a_bad_config(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('port = "not a port"\n[formats]\n"x*" = "no_such_format"\n')
+    r = run("serve", "--backend", "http://127.0.0.1:9", "--config", str(config), stdin="")
+    assert r.returncode == 2
+    assert "port" in r.stderr and "no_such_format" in r.stderr
+
+
+def test_serve_says_what_it_tried_when_no_backend_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from toolmend.config import Settings
+    from toolmend.proxy import probe, serve
+
+    dead = probe.Candidate("nothing here", _free_port())
+    monkeypatch.setattr(serve, "find_backend", lambda: probe.find_backend((dead,), timeout=1.0))
+    with pytest.raises(serve.ServeError) as e:
+        serve.resolve_backend(Settings())
+    assert f"nothing here {dead.port}" in str(e.value)
+    assert "--backend" in str(e.value)

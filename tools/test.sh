@@ -3,7 +3,8 @@
 #   1. Rust unit and conformance tests (cargo test),
 #   2. the release abi3 wheel, built once with maturin,
 #   3. a fresh virtualenv with that wheel installed,
-#   4. pytest against the installed wheel (never the source tree).
+#   4. the npm client projects of the end-to-end tests (tests/js, npm ci),
+#   5. pytest against the installed wheel (never the source tree).
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,9 @@ echo "== release wheel"
 rm -rf dist
 "$VENV/bin/maturin" build --release --locked --out dist -i "$VENV/bin/python"
 "$VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall dist/toolmend-*.whl
+
+echo "== AI SDK clients (npm)"
+bash tests/js/setup.sh
 
 echo "== pytest (installed wheel)"
 cd "$ROOT/tests"

@@ -89,6 +89,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from toolmend.demo import SCENARIOS, run
+
+    fixed = run(width=args.width)
+    return 0 if fixed == len(SCENARIOS) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="toolmend", description="Reliable tool calling from local LLMs.")
     ap.add_argument("--version", action="version", version=f"toolmend {__version__}")
@@ -118,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend-api-key", default=None, help="key sent to the backend instead of the client's")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     s.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("demo", help="show, with a scripted local model, what clients get without and with toolmend")
+    d.add_argument("--width", type=int, default=None, help="output width (default: the terminal's)")
+    d.set_defaults(func=cmd_demo)
 
     f = sub.add_parser("formats", help="list the supported formats")
     f.set_defaults(func=cmd_formats)
