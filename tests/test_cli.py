@@ -161,3 +161,20 @@ def test_serve_says_what_it_tried_when_no_backend_answers(monkeypatch: pytest.Mo
         serve.resolve_backend(Settings())
     assert f"nothing here {dead.port}" in str(e.value)
     assert "--backend" in str(e.value)
+
+
+def test_models_lists_the_profiles() -> None:
+    r = run("models", stdin="")
+    assert r.returncode == 0, r.stderr
+    from toolmend.profiles import Profiles
+
+    for p in Profiles.shipped().profiles:
+        assert p.name in r.stdout
+    assert "temperature=0.6" in r.stdout
+
+
+def test_models_reports_a_bad_profiles_file(tmp_path: Path) -> None:
+    f = tmp_path / "p.toml"
+    f.write_text('[[profile]]\nname = "x"\npatterns = []\n')
+    r = run("models", "--profiles", str(f), stdin="")
+    assert r.returncode == 2 and "patterns" in r.stderr

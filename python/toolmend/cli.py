@@ -89,6 +89,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from toolmend.profiles import Profiles
+
+    profiles = Profiles.shipped().with_file(args.profiles)
+    for p in profiles.profiles:
+        sampling = ", ".join(f"{k}={v}" for k, v in p.sampling.items()) or "-"
+        print(f"{p.name:18} format {p.format or 'auto':14} quirks {', '.join(sorted(p.quirks)) or '-'}")
+        print(f"{'':18} models {', '.join(p.patterns)}")
+        print(f"{'':18} sampling {sampling}" + (f"  (from {p.source})" if p.source else ""))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from toolmend.demo import SCENARIOS, run
 
@@ -130,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--width", type=int, default=None, help="output width (default: the terminal's)")
     d.set_defaults(func=cmd_demo)
 
+    m = sub.add_parser("models", help="list the model profiles (format, recommended sampling, quirks)")
+    m.add_argument("--profiles", default=None, help="a TOML file of extra [[profile]] tables")
+    m.set_defaults(func=cmd_models)
+
     f = sub.add_parser("formats", help="list the supported formats")
     f.set_defaults(func=cmd_formats)
     return ap
@@ -139,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         rc: int = args.func(args)
-    except (ToolmendError, OSError, json.JSONDecodeError) as e:
+    except (ToolmendError, OSError, json.JSONDecodeError, ValueError) as e:
         print(f"toolmend: error: {e}", file=sys.stderr)
         return 2
     return rc
