@@ -15,6 +15,8 @@ The parsing core is Rust (``toolmend._core``); this package is its typed Python 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from toolmend._core import (
     CoerceResult,
     Diagnostic,
@@ -36,6 +38,10 @@ from toolmend._core import (
 )
 from toolmend._core import formats as _formats
 
+if TYPE_CHECKING:
+    from toolmend.pipeline import Pipeline
+    from toolmend.runner import Runner
+
 __all__ = [
     "CoerceResult",
     "Diagnostic",
@@ -44,7 +50,9 @@ __all__ = [
     "InvalidToolsError",
     "ParseResult",
     "ParserFinishedError",
+    "Pipeline",
     "RepairResult",
+    "Runner",
     "StreamParser",
     "ToolCall",
     "ToolmendError",
@@ -76,3 +84,16 @@ class FormatInfo(tuple[str, str]):
 def formats() -> list[FormatInfo]:
     """The supported formats with the model families that emit them."""
     return [FormatInfo(f) for f in _formats()]
+
+
+def __getattr__(name: str) -> object:
+    # The runner and the pipeline pull in aiohttp and pydantic: imported on first use only.
+    if name == "Runner":
+        from toolmend.runner import Runner
+
+        return Runner
+    if name == "Pipeline":
+        from toolmend.pipeline import Pipeline
+
+        return Pipeline
+    raise AttributeError(f"module 'toolmend' has no attribute {name!r}")
