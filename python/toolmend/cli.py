@@ -108,6 +108,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if fixed == len(SCENARIOS) else 1
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from toolmend.doctor import print_report, run_doctor
+    from toolmend.proxy.probe import find_backend
+
+    backend = args.backend
+    if backend is None:
+        found, tried = asyncio.run(find_backend())
+        if found is None:
+            places = ", ".join(f"{c.name} ({c.url})" for c in tried)
+            print(f"toolmend doctor: no backend answers on {places}; pass --backend URL", file=sys.stderr)
+            return 2
+        print(f"toolmend doctor: found {found.name} at {found.url}", file=sys.stderr)
+        backend = found.url
+    report = run_doctor(backend, model=args.model, api_key=args.api_key, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print_report(report)
+    return report.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="toolmend", description="Reliable tool calling from local LLMs.")
     ap.add_argument("--version", action="version", version=f"toolmend {__version__}")
@@ -145,6 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the model profiles (format, recommended sampling, quirks)")
     m.add_argument("--profiles", default=None, help="a TOML file of extra [[profile]] tables")
     m.set_defaults(func=cmd_models)
+
+    dr = sub.add_parser(
+        "doctor",
+        help="probe a backend's tool calling and print the configuration to use",
+        description="Probe a backend's tool calling. Exit code: 0 it works for clients as it is, "
+        "1 use toolmend's proxy (see Recommended), 2 unusable or unreachable.",
+    )
+    dr.add_argument("--backend", default=None, help="backend URL, e.g. http://127.0.0.1:8000/v1 (default: probe)")
+    dr.add_argument("--model", default=None, help="model to probe (default: the first listed)")
+    dr.add_argument("--api-key", default=None, help="key to send to the backend")
+    dr.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each answer (default 120)")
+    dr.add_argument("--json", action="store_true", help="print the report as JSON")
+    dr.set_defaults(func=cmd_doctor)
 
     f = sub.add_parser("formats", help="list the supported formats")
     f.set_defaults(func=cmd_formats)
