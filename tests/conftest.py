@@ -1,4 +1,5 @@
-"""Shared fixtures: the corpus beside the repository, and a per-format summary line."""
+"""Shared fixtures: the corpus beside the repository, a per-format summary line, and the
+proxy's end-to-end servers (``e2e``, see proxy_harness.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from proxy_harness import E2E
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("TOOLMEND_CORPUS", REPO.parent / "shared" / "corpus"))
@@ -67,3 +71,16 @@ def weather_tools() -> Iterator[list[dict[str, Any]]]:
         },
         {"type": "function", "function": {"name": "search", "parameters": {"type": "object", "properties": {}}}},
     ]
+
+
+@pytest.fixture(scope="session")
+def e2e() -> Iterator[E2E]:
+    """The scripted backend and the proxy in front of it, on real uvicorn servers."""
+    # Imported here: proxy_harness imports this module (the corpus loader).
+    from proxy_harness import E2E
+
+    env = E2E.start()
+    try:
+        yield env
+    finally:
+        env.stop()

@@ -201,3 +201,13 @@ def test_sse_decoder_handles_any_chunking_and_line_ends(split: int) -> None:
     got += [tail] if tail is not None else []
     assert got == [b'{"a":1}', b'{"b":\n2}', b"[DONE]"]
     assert d.close() is None
+
+
+def test_an_undeclared_native_call_is_not_counted_as_a_call() -> None:
+    s = ChatStream({"stream": True}, options())
+    for p in native([{"index": 0, "id": "x", "function": {"name": "rm_rf", "arguments": "{}"}}]):
+        s.feed(p)
+    s.finish(True)
+    o = s.outcome()
+    assert (o.native_calls, o.text_calls) == (0, 0)
+    assert "unknown_tool" in o.diagnostics

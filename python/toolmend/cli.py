@@ -101,6 +101,31 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from toolmend.evaluation import corpus_cases, own_cases, run_eval
+
+    cases = [] if args.no_own else own_cases()
+    if args.corpus:
+        exceptions = Path(args.exceptions) if args.exceptions else None
+        cases += corpus_cases(Path(args.corpus), exceptions)
+    if not cases:
+        print("toolmend: nothing to evaluate (give --corpus or drop --no-own)", file=sys.stderr)
+        return 2
+
+    def progress(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            print(f"  {done}/{total} cases", file=sys.stderr, flush=True)
+
+    tally = run_eval(cases, on_case=progress)
+    print(tally.table())
+    if args.failures:
+        for (mode, setup), ids in sorted(tally.failures.items()):
+            print(f"\n{mode} / {setup}: {len(ids)} failed: {', '.join(ids[:50])}" + (" ..." if len(ids) > 50 else ""))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from toolmend.demo import SCENARIOS, run
 
@@ -164,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="show, with a scripted local model, what clients get without and with toolmend")
     d.add_argument("--width", type=int, default=None, help="output width (default: the terminal's)")
     d.set_defaults(func=cmd_demo)
+
+    e = sub.add_parser(
+        "eval", help="replay recorded model answers: success without toolmend, parsing only, full pipeline"
+    )
+    e.add_argument("--corpus", default=None, help="a corpus folder of <format>.jsonl files (e.g. ../shared/corpus)")
+    e.add_argument("--exceptions", default=None, help="toolmend's documented deviations from the corpus (jsonl)")
+    e.add_argument("--no-own", action="store_true", help="leave out toolmend's own failure cases")
+    e.add_argument("--failures", action="store_true", help="list the failed case ids per mode and setup")
+    e.set_defaults(func=cmd_eval)
 
     m = sub.add_parser("models", help="list the model profiles (format, recommended sampling, quirks)")
     m.add_argument("--profiles", default=None, help="a TOML file of extra [[profile]] tables")

@@ -16,13 +16,24 @@ Example ``toolmend.toml``::
     [limits]
     max_request_bytes = 16777216   # larger request bodies get HTTP 413
 
-    [formats]           # model-id glob -> tool-call format (default: detect)
+    [middleware]        # see docs/middleware.md
+    enabled = true                # false: parse and mend only, no steps
+    max_attempts = 2              # 1 = never ask the model again
+    respond_tool = false          # inject the synthetic respond(message) tool
+    recommended_sampling = false  # fill in the model profile's sampling (unknown model: 400)
+    constrained = ""              # tool_choice via constrained decoding: response_format,
+                                  # guided_json or json_schema ("" = validate and retry)
+    profiles = ""                 # a TOML file of extra model profiles
+
+    [formats]           # model-id glob -> tool-call format (default: the model's profile, then detection)
     "Qwen/Qwen3-*" = "hermes"
     "*mistral*" = "mistral_v11"
 
 Environment variables: ``TOOLMEND_BACKEND_URL``, ``TOOLMEND_BACKEND_API_KEY``,
 ``TOOLMEND_API_KEY``, ``TOOLMEND_HOST``, ``TOOLMEND_PORT``, ``TOOLMEND_CONNECT_TIMEOUT``,
-``TOOLMEND_READ_TIMEOUT``, ``TOOLMEND_MAX_REQUEST_BYTES``, ``TOOLMEND_CONFIG`` (the file) and
+``TOOLMEND_READ_TIMEOUT``, ``TOOLMEND_MAX_REQUEST_BYTES``, ``TOOLMEND_MAX_ATTEMPTS``,
+``TOOLMEND_RESPOND_TOOL``, ``TOOLMEND_RECOMMENDED_SAMPLING``, ``TOOLMEND_CONSTRAINED``,
+``TOOLMEND_PROFILES``, ``TOOLMEND_CONFIG`` (the file) and
 ``TOOLMEND_FORMATS`` (``glob=format`` pairs separated by commas).
 """
 
@@ -69,6 +80,32 @@ class Limits(BaseModel):
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
 
 
+class Middleware(BaseModel):
+    """The pipeline steps the proxy runs (see ``toolmend.steps``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    max_attempts: int = Field(default=2, ge=1, le=10)
+    respond_tool: bool = False
+    recommended_sampling: bool = False
+    constrained: str | None = None
+    profiles: str | None = None
+
+    @field_validator("constrained", "profiles")
+    @classmethod
+    def _empty_is_none(cls, v: str | None) -> str | None:
+        return v or None
+
+    @field_validator("constrained")
+    @classmethod
+    def _check_constrained(cls, v: str | None) -> str | None:
+        modes = ("response_format", "guided_json", "json_schema")
+        if v is not None and v not in modes:
+            raise ValueError(f"constrained must be one of {', '.join(modes)} (or empty)")
+        return v
+
+
 class Settings(BaseModel):
     """Everything the proxy needs to run."""
 
@@ -81,6 +118,7 @@ class Settings(BaseModel):
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     limits: Limits = Field(default_factory=Limits)
+    middleware: Middleware = Field(default_factory=Middleware)
     formats: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("backend_url")
@@ -135,6 +173,11 @@ _ENV: dict[str, tuple[str, ...]] = {
     "TOOLMEND_CONNECT_TIMEOUT": ("timeouts", "connect"),
     "TOOLMEND_READ_TIMEOUT": ("timeouts", "read"),
     "TOOLMEND_MAX_REQUEST_BYTES": ("limits", "max_request_bytes"),
+    "TOOLMEND_MAX_ATTEMPTS": ("middleware", "max_attempts"),
+    "TOOLMEND_RESPOND_TOOL": ("middleware", "respond_tool"),
+    "TOOLMEND_RECOMMENDED_SAMPLING": ("middleware", "recommended_sampling"),
+    "TOOLMEND_CONSTRAINED": ("middleware", "constrained"),
+    "TOOLMEND_PROFILES": ("middleware", "profiles"),
 }
 
 

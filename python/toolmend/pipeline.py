@@ -64,6 +64,8 @@ class Answer:
     reasoning: str | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     format: str | None = None
+    #: How many of the calls the backend structured itself (the rest were parsed from text).
+    native_calls: int = 0
 
     def problems(self) -> list[str]:
         """What makes this answer's calls unusable, one line each."""

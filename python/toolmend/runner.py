@@ -37,9 +37,9 @@ import orjson
 from pydantic import BaseModel
 
 from toolmend._core import Tools
-from toolmend.answers import answer_from_completion
 from toolmend.config import normalize_backend_url
 from toolmend.pipeline import Answer, BackendError, Pipeline, Turn
+from toolmend.proxy.chat import answer_from_completion
 from toolmend.steps import default_steps
 from toolmend.tools_from_python import PyTool, to_tool
 

@@ -7,7 +7,7 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import Any
 
 import aiohttp
@@ -19,16 +19,28 @@ from starlette.routing import Route
 
 from toolmend._core import ToolmendError, Tools
 from toolmend.config import Settings
-from toolmend.proxy.chat import ChatStream, mend_completion
+from toolmend.pipeline import Answer, BackendError, Outcome, Pipeline, Turn
+from toolmend.profiles import Profiles
+from toolmend.proxy.chat import ChatStream, answer_from_completion, mend_completion, with_answer, without_calls
+from toolmend.proxy.chat import Outcome as MendOutcome
 from toolmend.proxy.errors import ProxyError
 from toolmend.proxy.metrics import Metrics
 from toolmend.proxy.sse import DONE, SSEDecoder, encode
 from toolmend.proxy.upstream import Upstream, error_from_backend, iter_chunks, read_body
+from toolmend.steps import StepError, default_steps
 
 log = logging.getLogger("toolmend.proxy")
 
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _JSON = "application/json"
+
+
+def _retry_after(value: str | None, default: float | None) -> Any:
+    """Seconds from a ``Retry-After`` header (a number of seconds), else ``default``."""
+    try:
+        return float(value) if value is not None else default
+    except ValueError:
+        return default
 
 
 def _json_response(obj: Any, status: int = 200) -> Response:
@@ -52,6 +64,29 @@ class Proxy:
             read_timeout=settings.timeouts.read,
         )
         self.metrics = Metrics()
+        mw = settings.middleware
+        self.profiles = Profiles.shipped().with_file(mw.profiles)
+        self.pipeline: Pipeline | None = None
+        if mw.enabled:
+            steps = default_steps(
+                self.profiles,
+                respond_tool=mw.respond_tool,
+                recommended_sampling=mw.recommended_sampling,
+                constrained=mw.constrained,
+            )
+            self.pipeline = Pipeline(steps, max_attempts=mw.max_attempts)
+
+    def _format(self, model: str | None, turn: Turn) -> str:
+        """The format to parse with: one a step asked for, a configured override, the model's
+        profile, or detection."""
+        note = turn.notes.get("format")
+        if isinstance(note, str):
+            return note
+        configured = self.settings.format_for(model)
+        if configured != "auto":
+            return configured
+        profile = self.profiles.find(model)
+        return profile.format if profile is not None and profile.format else "auto"
 
     # -- request helpers ---------------------------------------------------------------
 
@@ -96,9 +131,9 @@ class Proxy:
             raise ProxyError(400, "the request body must be a JSON object", "invalid_request")
         return data
 
-    def _fail(self, endpoint: str, stream: bool, e: ProxyError) -> Response:
-        self.metrics.failures.labels(e.code).inc()
-        self.metrics.requests.labels(endpoint, str(stream).lower(), str(e.status)).inc()
+    def _fail(self, endpoint: str, stream: bool, e: ProxyError, started: float) -> Response:
+        self.metrics.failures.labels(e.cause).inc()
+        self._done(endpoint, stream, started, e.status)
         log.warning("%s: %s (%s)", endpoint, e.message, e.code)
         return _error_response(e)
 
@@ -114,21 +149,93 @@ class Proxy:
             req = self._parse_json(body)
             stream = bool(req.get("stream"))
             tools = req.get("tools")
-            if not tools or req.get("tool_choice") == "none":
-                return await self._forward(request, "chat/completions", body, endpoint, stream, started)
+            if not tools:
+                return await self._unless_gone(
+                    request,
+                    endpoint,
+                    stream,
+                    started,
+                    self._forward(request, "chat/completions", body, endpoint, stream, started),
+                )
+            if not isinstance(tools, list):
+                raise ProxyError(400, "invalid tools: `tools` must be a list of tool objects", "invalid_tools")
+            if req.get("tool_choice") == "none":
+                # No call may reach the client; the text is left exactly as the model wrote it.
+                return await self._unless_gone(
+                    request, endpoint, stream, started, self._without_calls(request, body, endpoint, stream, started)
+                )
             model = req.get("model") if isinstance(req.get("model"), str) else None
+            turn = Turn(req)
+            if self.pipeline is not None:
+                try:
+                    self.pipeline.prepare(turn)
+                except StepError as e:
+                    raise ProxyError(e.status, e.message, e.code) from None
+            if "toolmend" in turn.request:
+                del turn.request["toolmend"]  # our own request options never reach the backend
+            if turn.request != turn.original:
+                body = orjson.dumps(turn.request)
             try:
                 options: dict[str, Any] = {
-                    "tools": Tools(tools),
-                    "format": self.settings.format_for(model),
+                    "tools": Tools(turn.tools),
+                    "format": self._format(model, turn),
                     "model": model,
                 }
-                mender = ChatStream(req, options) if stream else None
             except ToolmendError as e:
                 raise ProxyError(400, f"invalid tools: {e}", "invalid_tools") from None
-            resp = await self.upstream.open(
-                "POST", "chat/completions", body=body, headers=self._upstream_headers(request)
+            single = req.get("n") in (None, 1)
+            hold = self.pipeline is not None and single and self.pipeline.holds_calls(turn)
+            mender = ChatStream(turn.request, options, hold_calls=hold) if stream else None
+            return await self._unless_gone(
+                request,
+                endpoint,
+                stream,
+                started,
+                self._mend(request, body, options, mender, endpoint, stream, started, turn if single else None),
             )
+        except ProxyError as e:
+            return self._fail(endpoint, stream, e, started)
+
+    async def _unless_gone(
+        self, request: Request, endpoint: str, stream: bool, started: float, work: Coroutine[Any, Any, Response]
+    ) -> Response:
+        """Runs ``work`` (the backend request, up to the response we send) unless the client
+        disconnects meanwhile: then it is cancelled, which closes the backend request, so that a
+        client that gave up on a slow answer does not leave the backend generating it. (Once a
+        stream has started, Starlette cancels it when the client leaves.)"""
+        task = asyncio.ensure_future(work)
+        watcher = asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ProxyError):
+                await task
+            self.metrics.failures.labels("client_disconnected").inc()
+            self._done(endpoint, stream, started, 499)
+            log.info("%s: the client disconnected before the answer; backend request cancelled", endpoint)
+            return Response(status_code=499)  # never sent: there is nobody to send it to
+        return task.result()
+
+    async def _mend(
+        self,
+        request: Request,
+        body: bytes,
+        options: dict[str, Any],
+        mender: ChatStream | None,
+        endpoint: str,
+        stream: bool,
+        started: float,
+        turn: Turn | None,
+    ) -> Response:
+        """Asks the backend, then mends its answer (whole, or as a stream), running the
+        pipeline's steps on it when ``turn`` is given."""
+        headers = self._upstream_headers(request)
+        resp = await self._open_with_backoff(body, headers)
+        retry = self._retry_backend(headers, options)
+        try:
             if resp.status >= 400:
                 data = await read_body(resp)
                 resp.release()
@@ -141,8 +248,16 @@ class Proxy:
                     answer = orjson.loads(data)
                 except orjson.JSONDecodeError:
                     raise ProxyError(502, "the backend's answer is not JSON", "backend_malformed_answer") from None
-                mended, outcome = mend_completion(answer, options)
-                self.metrics.record_outcome(outcome)
+                if isinstance(answer, dict) and answer.get("error") is not None and "choices" not in answer:
+                    # Some servers report a failure as HTTP 200 with an error body.
+                    raise error_from_backend(502, data, "backend_error")
+                if turn is not None and self.pipeline is not None:
+                    first = answer_from_completion(answer, options)
+                    final = await self._finish_turn(turn, first, retry)
+                    mended = with_answer(answer, final)
+                else:
+                    mended, outcome = mend_completion(answer, options)
+                    self.metrics.record_outcome(outcome)
                 self._done(endpoint, stream, started)
                 if mender is None:
                     return _json_response(mended)
@@ -151,18 +266,136 @@ class Proxy:
                     self._replay(mender, mended), media_type="text/event-stream", headers=_SSE_HEADERS
                 )
             return StreamingResponse(
-                self._mend_stream(mender, resp, endpoint, started), media_type="text/event-stream", headers=_SSE_HEADERS
+                self._mend_stream(mender, resp, endpoint, started, turn, retry),
+                media_type="text/event-stream",
+                headers=_SSE_HEADERS,
             )
-        except ProxyError as e:
-            return self._fail(endpoint, stream, e)
+        except BaseException:
+            resp.close()  # also when cancelled: the client left
+            raise
 
     def _done(self, endpoint: str, stream: bool, started: float, status: int = 200) -> None:
         s = str(stream).lower()
         self.metrics.requests.labels(endpoint, s, str(status)).inc()
         self.metrics.duration.labels(endpoint, s).observe(time.perf_counter() - started)
 
+    async def _without_calls(
+        self, request: Request, body: bytes, endpoint: str, stream: bool, started: float
+    ) -> Response:
+        """``tool_choice: "none"``: the answer as the backend gave it, minus any tool calls."""
+        resp = await self._open_with_backoff(body, self._upstream_headers(request))
+        if resp.status >= 400:
+            data = await read_body(resp)
+            resp.release()
+            raise error_from_backend(resp.status, data)
+        if not stream or resp.content_type != "text/event-stream":
+            data = await read_body(resp)
+            resp.release()
+            try:
+                answer = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise ProxyError(502, "the backend's answer is not JSON", "backend_malformed_answer") from None
+            self._done(endpoint, stream, started)
+            return _json_response(without_calls(answer))
+
+        async def relay() -> AsyncIterator[bytes]:
+            decoder = SSEDecoder()
+            try:
+                async for raw in iter_chunks(resp):
+                    out = []
+                    for payload in decoder.feed(raw):
+                        if payload == b"[DONE]":
+                            out.append(DONE)
+                            continue
+                        try:
+                            chunk = without_calls(orjson.loads(payload))
+                        except orjson.JSONDecodeError:
+                            raise ProxyError(
+                                502, "the backend sent a malformed stream event", "backend_malformed_stream"
+                            ) from None
+                        if chunk is not None:
+                            out.append(encode(chunk))
+                    if out:
+                        yield b"".join(out)
+                self._done(endpoint, True, started)
+            except ProxyError as e:
+                self.metrics.failures.labels(e.cause).inc()
+                self._done(endpoint, True, started, e.status)
+                yield encode(e.body())
+            finally:
+                resp.close()
+
+        return StreamingResponse(relay(), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+    async def _open_with_backoff(self, body: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        """Opens the chat request; on 429 / 503 waits (``Retry-After`` or a doubling delay) and
+        tries again, as many times as the pipeline's attempts allow."""
+        attempts = self.pipeline.max_attempts if self.pipeline is not None else 1
+        delay = self.pipeline.backoff if self.pipeline is not None else 0.0
+        for n in range(attempts):
+            resp = await self.upstream.open("POST", "chat/completions", body=body, headers=headers)
+            if resp.status not in (429, 503) or n + 1 >= attempts or self.pipeline is None:
+                return resp
+            wait = _retry_after(resp.headers.get("retry-after"), delay)
+            resp.release()
+            self.metrics.retries.labels("backoff").inc()
+            await asyncio.sleep(min(wait, self.pipeline.max_backoff))
+            delay = min(delay * 2, self.pipeline.max_backoff)
+        raise AssertionError("unreachable")
+
+    def _retry_backend(self, headers: dict[str, str], options: dict[str, Any]) -> Any:
+        """The pipeline's backend for retries: a non-streamed request, its answer mended."""
+
+        async def backend(request: dict[str, Any]) -> Answer:
+            resp = await self.upstream.open("POST", "chat/completions", body=orjson.dumps(request), headers=headers)
+            try:
+                data = await read_body(resp)
+            finally:
+                resp.release()
+            if resp.status in (429, 503):
+                raise BackendError(
+                    resp.status, data.decode("utf-8", "replace"), _retry_after(resp.headers.get("retry-after"), None)
+                )
+            if resp.status >= 400:
+                raise error_from_backend(resp.status, data)
+            try:
+                completion = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise ProxyError(502, "the backend's answer is not JSON", "backend_malformed_answer") from None
+            return answer_from_completion(completion, options)
+
+        return backend
+
+    async def _finish_turn(self, turn: Turn, answer: Answer, backend: Any) -> Answer:
+        """Retries with feedback while the answer is unusable, then the steps' final say."""
+        assert self.pipeline is not None
+        outcome = Outcome()
+        try:
+            answer = await self.pipeline.retry(turn, backend, answer, outcome)
+        except BackendError as e:
+            raise ProxyError(e.status, f"backend error while retrying: {e}", f"backend_http_{e.status}") from None
+        if outcome.result != "first_try":
+            self.metrics.retries.labels(outcome.result).inc()
+        final = self.pipeline.finalize(turn, answer)
+        native = min(answer.native_calls, len(final.calls))
+        self.metrics.record_outcome(
+            MendOutcome(
+                format=final.format,
+                text_calls=len(final.calls) - native,
+                native_calls=native,
+                diagnostics=[d.kind for d in answer.diagnostics],
+            )
+        )
+        return final
+
     async def _mend_stream(
-        self, mender: ChatStream | None, resp: aiohttp.ClientResponse, endpoint: str, started: float
+        self,
+        mender: ChatStream | None,
+        resp: aiohttp.ClientResponse,
+        endpoint: str,
+        started: float,
+        turn: Turn | None = None,
+        retry: Any = None,
     ) -> AsyncIterator[bytes]:
         assert mender is not None
         decoder = SSEDecoder()
@@ -188,11 +421,19 @@ class Proxy:
                 if tail is not None and tail != b"[DONE]":
                     yield b"".join(mender.feed(tail))
                 done = done or tail == b"[DONE]"
-            yield b"".join(mender.finish(done)) + DONE
-            self.metrics.record_outcome(mender.outcome())
+            out = mender.end(done)
+            if turn is not None and self.pipeline is not None and mender.holding:
+                if out:
+                    yield b"".join(out)  # content the parser held back goes out before any retry
+                    out = []
+                final = await self._finish_turn(turn, mender.answer(), retry)
+                yield b"".join(out + mender.close(final)) + DONE
+            else:
+                yield b"".join(out + mender.close()) + DONE
+                self.metrics.record_outcome(mender.outcome())
             self._done(endpoint, True, started)
         except ProxyError as e:
-            self.metrics.failures.labels(e.code).inc()
+            self.metrics.failures.labels(e.cause).inc()
             self._done(endpoint, True, started, e.status)
             log.warning("%s: %s (%s)", endpoint, e.message, e.code)
             yield encode(e.body())
@@ -213,7 +454,9 @@ class Proxy:
                 "choices": [{"index": ch.get("index", 0), "delta": delta, "finish_reason": ch.get("finish_reason")}],
             }
             out += mender.feed(orjson.dumps(chunk))
-        out += mender.finish(True)
+        out += mender.end(True)
+        # The answer was already through the pipeline: held calls go out as they are.
+        out += mender.close(mender.answer() if mender.holding else None)
         yield b"".join(out) + DONE
 
     async def _forward(
@@ -224,8 +467,10 @@ class Proxy:
         resp = await self.upstream.open(method, path, body=body, headers=self._upstream_headers(request))
         is_sse = resp.content_type == "text/event-stream"
         if not is_sse:
-            data = await read_body(resp)
-            resp.release()
+            try:
+                data = await read_body(resp)
+            finally:
+                resp.release()
             self._done(endpoint, stream, started, resp.status)
             return Response(data, status_code=resp.status, media_type=resp.content_type or _JSON)
 
@@ -236,7 +481,7 @@ class Proxy:
                 self._done(endpoint, True, started, resp.status)
             except ProxyError as e:
                 # The stream broke off: say so in the stream (the status line is long sent).
-                self.metrics.failures.labels(e.code).inc()
+                self.metrics.failures.labels(e.cause).inc()
                 self._done(endpoint, True, started, e.status)
                 yield b"\n\n" + encode(e.body())
             finally:
@@ -252,17 +497,25 @@ class Proxy:
             self._check_key(request)
             body = await self._read_body(request)
             stream = bool(self._parse_json(body).get("stream"))
-            return await self._forward(request, "completions", body, endpoint, stream, started)
+            return await self._unless_gone(
+                request,
+                endpoint,
+                stream,
+                started,
+                self._forward(request, "completions", body, endpoint, stream, started),
+            )
         except ProxyError as e:
-            return self._fail(endpoint, stream, e)
+            return self._fail(endpoint, stream, e, started)
 
     async def models(self, request: Request) -> Response:
         started = time.perf_counter()
         try:
             self._check_key(request)
-            return await self._forward(request, "models", None, "models", False, started)
+            return await self._unless_gone(
+                request, "models", False, started, self._forward(request, "models", None, "models", False, started)
+            )
         except ProxyError as e:
-            return self._fail("models", False, e)
+            return self._fail("models", False, e, started)
 
     async def health(self, request: Request) -> Response:
         """The proxy is up; ``backend`` says whether the backend answered ``GET /models`` now."""
@@ -278,6 +531,14 @@ class Proxy:
 
     async def not_found(self, request: Request) -> Response:
         return _error_response(ProxyError(404, f"no route {request.method} {request.url.path}", "not_found"))
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client disconnects (call it once the request body has been read)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
 
 
 def create_app(settings: Settings) -> Starlette:

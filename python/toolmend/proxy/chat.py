@@ -11,13 +11,14 @@ with the finish reason, a usage chunk when asked for, and ``[DONE]``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from toolmend._core import Event, ParseResult, StreamParser
+from toolmend.pipeline import Answer, Call
 from toolmend.proxy.errors import ProxyError
 
 
@@ -166,8 +167,10 @@ class ChatStream:
     it returns. Raises :class:`ProxyError` for a backend error event, a payload that is not
     JSON, or a stream that ends mid-answer (see :meth:`finish`)."""
 
-    def __init__(self, request: dict[str, Any], parser_options: dict[str, Any]) -> None:
+    def __init__(self, request: dict[str, Any], parser_options: dict[str, Any], *, hold_calls: bool = False) -> None:
         self._options = parser_options
+        # Calls are kept back (content still streams) until close() is given the final answer.
+        self._hold = hold_calls
         opts = request.get("stream_options")
         self._include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
         self._choices: dict[int, _Choice] = {}
@@ -245,15 +248,19 @@ class ChatStream:
                 if delta.get("tool_calls"):
                     events += c.native.feed(delta["tool_calls"])
                 if events:
-                    _encode_events(events, c.prefix, out)
+                    _encode_events(events, c.prefix, out, self._hold)
             if isinstance(ch.get("finish_reason"), str):
                 c.finish_reason = ch["finish_reason"]
         return out
 
     def finish(self, done: bool) -> list[bytes]:
-        """The closing events. ``done``: the backend sent ``[DONE]``. A stream that ended
-        with neither ``[DONE]`` nor a finish reason was cut: that raises, so that no half
-        call is presented as complete."""
+        """The closing events: :meth:`end` then :meth:`close`."""
+        return self.end(done) + self.close()
+
+    def end(self, done: bool) -> list[bytes]:
+        """Flushes what the parsers hold back. ``done``: the backend sent ``[DONE]``. A
+        stream that ended with neither ``[DONE]`` nor a finish reason was cut: that raises,
+        so that no half call is presented as complete."""
         if not done and not any(c.finish_reason for c in self._choices.values()):
             raise ProxyError(502, "the backend stream ended before the answer was complete", "backend_stream_cut")
         if self._head is None:
@@ -266,9 +273,53 @@ class ChatStream:
                 c.started = True
                 out.append(c.prefix + b'{"role":"assistant","content":""}' + _SUFFIX)
             events = c.native.close() + c.parser.finish()
-            _encode_events(events, c.prefix, out)
-        for c in self._choices.values():
-            out.append(c.prefix + b'{},"finish_reason":' + orjson.dumps(self._finish_reason(c)) + b"}]}\n\n")
+            _encode_events(events, c.prefix, out, self._hold)
+        return out
+
+    @property
+    def holding(self) -> bool:
+        """Whether calls are held back for :meth:`close`."""
+        return self._hold
+
+    def answer(self) -> Answer:
+        """The first choice as an :class:`Answer` (after :meth:`end`)."""
+        c = self._choice(0)
+        r = c.parser.result()
+        return Answer(
+            content=r.content,
+            calls=[Call(t.id, t.name, t.arguments) for t in r.tool_calls],
+            finish_reason=self._finish_reason(c),
+            reasoning=r.reasoning,
+            diagnostics=list(r.diagnostics),
+            format=r.format,
+            native_calls=c.native.count,
+        )
+
+    def close(self, final: Answer | None = None) -> list[bytes]:
+        """The finish chunk(s) and the usage chunk. With ``final`` (the first choice's answer
+        after the middleware), its calls are sent first, each whole, and its content where it
+        goes beyond what was already streamed."""
+        out: list[bytes] = []
+        for index, c in self._choices.items():
+            reason = self._finish_reason(c)
+            if final is not None and index == 0:
+                sent = c.parser.result().content or ""
+                text = final.content or ""
+                extra = text[len(sent) :] if text.startswith(sent) else ("" if sent else text)
+                if extra:
+                    out.append(c.prefix + orjson.dumps({"content": extra}) + _SUFFIX)
+                for i, call in enumerate(final.calls):
+                    start = {
+                        "index": i,
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": ""},
+                    }
+                    out.append(c.prefix + orjson.dumps({"tool_calls": [start]}) + _SUFFIX)
+                    args = {"index": i, "function": {"arguments": call.arguments}}
+                    out.append(c.prefix + orjson.dumps({"tool_calls": [args]}) + _SUFFIX)
+                reason = final.finish_reason
+            out.append(c.prefix + b'{},"finish_reason":' + orjson.dumps(reason) + b"}]}\n\n")
         if self._include_usage:
             usage = self._usage if isinstance(self._usage, dict) else _estimated_usage(self._deltas)
             out.append(b"data: " + orjson.dumps({**self._header, "choices": [], "usage": usage}) + b"\n\n")
@@ -276,14 +327,7 @@ class ChatStream:
 
     @staticmethod
     def _finish_reason(c: _Choice) -> str:
-        has_calls = c.native.count > 0 or bool(c.parser.result().tool_calls)
-        if c.finish_reason == "length":
-            return "length"  # cut by the token limit: a call in it may be incomplete
-        if has_calls:
-            return "tool_calls"
-        if c.finish_reason in (None, "tool_calls", "function_call"):
-            return "stop"
-        return c.finish_reason
+        return finish_reason_for(c.native.count > 0 or bool(c.parser.result().tool_calls), c.finish_reason)
 
     def outcome(self) -> Outcome:
         """What the answer contained (after :meth:`finish`)."""
@@ -295,6 +339,7 @@ class ChatStream:
 
 def _add_outcome(o: Outcome, r: ParseResult, native: int) -> None:
     o.format = o.format or r.format
+    native = min(native, len(r.tool_calls))  # a native call to an unknown tool became content
     o.native_calls += native
     o.text_calls += len(r.tool_calls) - native
     o.diagnostics += [d.kind for d in r.diagnostics]
@@ -305,9 +350,11 @@ def _estimated_usage(deltas: int) -> dict[str, int]:
     return {"prompt_tokens": 0, "completion_tokens": deltas, "total_tokens": deltas}
 
 
-def _encode_events(events: Iterable[Event], prefix: bytes, out: list[bytes]) -> None:
+def _encode_events(events: Iterable[Event], prefix: bytes, out: list[bytes], hold_calls: bool = False) -> None:
     for e in events:
         kind = e.kind
+        if hold_calls and kind.startswith("tool_call"):
+            continue
         if kind == "content":
             delta: dict[str, Any] = {"content": e.text}
         elif kind == "tool_call_args":
@@ -325,6 +372,81 @@ def _encode_events(events: Iterable[Event], prefix: bytes, out: list[bytes]) -> 
         out.append(prefix + orjson.dumps(delta) + _SUFFIX)
 
 
+def mend_message(message: Mapping[str, Any], parser_options: Mapping[str, Any]) -> tuple[ParseResult, int]:
+    """The core's reading of one finished assistant message (text calls parsed, native calls
+    repaired, coerced and renumbered), and how many calls were native."""
+    parser = StreamParser(**parser_options)
+    native = NativeCalls(parser)
+    content = message.get("content")
+    if isinstance(content, list):  # content parts: keep the text ones
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if isinstance(content, str) and content:
+        parser.feed(content)
+    calls = message.get("tool_calls")
+    if isinstance(calls, list):
+        for i, tc in enumerate(calls):
+            if isinstance(tc, dict):
+                # Each entry of a finished message is its own call, whatever its index.
+                native.feed([{**tc, "index": i}])
+        native.close()
+    parser.finish()
+    return parser.result(), native.count
+
+
+def finish_reason_for(has_calls: bool, backend_reason: Any) -> str:
+    """The finish reason a client should see: ``tool_calls`` whenever there are calls,
+    ``length`` kept (the token limit cut the answer: a call in it may be incomplete), else
+    the backend's (``stop`` by default)."""
+    if backend_reason == "length":
+        return "length"
+    if has_calls:
+        return "tool_calls"
+    if not isinstance(backend_reason, str) or backend_reason in ("tool_calls", "function_call"):
+        return "stop"
+    return backend_reason
+
+
+def _reasoning(msg: Mapping[str, Any], r: ParseResult) -> str | None:
+    reasoning = _reasoning_of(dict(msg))
+    if r.reasoning:
+        return (reasoning + r.reasoning) if isinstance(reasoning, str) else r.reasoning
+    return reasoning if isinstance(reasoning, str) else None
+
+
+def answer_from_completion(completion: Any, parser_options: Mapping[str, Any]) -> Answer:
+    """The mended first choice of a ``chat.completion`` (an empty answer when it has none)."""
+    choices = completion.get("choices") if isinstance(completion, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return Answer()
+    ch = choices[0]
+    message = ch.get("message")
+    msg: Mapping[str, Any] = message if isinstance(message, dict) else {}
+    r, native = mend_message(msg, parser_options)
+    return Answer(
+        content=r.content,
+        calls=[Call(c.id, c.name, c.arguments) for c in r.tool_calls],
+        finish_reason=finish_reason_for(bool(r.tool_calls), ch.get("finish_reason")),
+        reasoning=_reasoning(msg, r),
+        diagnostics=list(r.diagnostics),
+        format=r.format,
+        native_calls=native,
+    )
+
+
+def with_answer(completion: dict[str, Any], answer: Answer) -> dict[str, Any]:
+    """``completion`` with its first choice's message replaced by ``answer``."""
+    choices = list(completion.get("choices") or [{"index": 0}])
+    first = choices[0] if isinstance(choices[0], dict) else {"index": 0}
+    message = first.get("message")
+    old: dict[str, Any] = message if isinstance(message, dict) else {}
+    msg = {k: v for k, v in old.items() if k not in ("content", "tool_calls", "function_call", "reasoning")}
+    msg.update(answer.as_message())
+    if answer.reasoning:
+        msg["reasoning_content"] = answer.reasoning
+    choices[0] = {**first, "message": msg, "finish_reason": answer.finish_reason}
+    return {**completion, "choices": choices}
+
+
 def mend_completion(response: Any, parser_options: dict[str, Any]) -> tuple[Any, Outcome]:
     """Mends a non-streamed ``chat.completion`` (returned as a new object)."""
     outcome = Outcome()
@@ -336,36 +458,45 @@ def mend_completion(response: Any, parser_options: dict[str, Any]) -> tuple[Any,
             choices.append(ch)
             continue
         msg = ch["message"]
-        parser = StreamParser(**parser_options)
-        native = NativeCalls(parser)
-        content = msg.get("content")
-        if isinstance(content, list):  # content parts: keep the text ones
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        if isinstance(content, str) and content:
-            parser.feed(content)
-        calls = msg.get("tool_calls")
-        if isinstance(calls, list):
-            for i, tc in enumerate(calls):
-                if isinstance(tc, dict):
-                    # Each entry of a finished message is its own call, whatever its index.
-                    native.feed([{**tc, "index": i}])
-            native.close()
-        parser.finish()
-        r = parser.result()
-        _add_outcome(outcome, r, native.count)
-        new_msg = {k: v for k, v in msg.items() if k not in ("content", "tool_calls", "function_call")}
+        r, native = mend_message(msg, parser_options)
+        _add_outcome(outcome, r, native)
+        new_msg = {k: v for k, v in msg.items() if k not in ("content", "tool_calls", "function_call", "reasoning")}
         new_msg["role"] = "assistant"
         new_msg["content"] = r.content
-        reasoning = _reasoning_of(msg)
-        if r.reasoning:
-            new_msg["reasoning_content"] = (reasoning + r.reasoning) if isinstance(reasoning, str) else r.reasoning
+        reasoning = _reasoning(msg, r)
+        if reasoning:
+            new_msg["reasoning_content"] = reasoning
         if r.tool_calls:
             new_msg["tool_calls"] = [
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
                 for c in r.tool_calls
             ]
-        finish = ch.get("finish_reason")
-        if finish != "length":
-            finish = "tool_calls" if r.tool_calls else ("stop" if finish in (None, "tool_calls") else finish)
+        finish = finish_reason_for(bool(r.tool_calls), ch.get("finish_reason"))
         choices.append({**ch, "message": new_msg, "finish_reason": finish})
     return {**response, "choices": choices}, outcome
+
+
+def without_calls(obj: Any) -> Any:
+    """A chunk or completion with its tool calls removed (``tool_choice: "none"`` when the
+    backend sent calls anyway): text is left exactly as it was, ``finish_reason`` becomes
+    ``stop``. Returns ``None`` for a chunk left with nothing to say."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list):
+        return obj
+    choices = []
+    for ch in obj["choices"]:
+        if not isinstance(ch, dict):
+            choices.append(ch)
+            continue
+        ch = dict(ch)
+        for key in ("delta", "message"):
+            part = ch.get(key)
+            if isinstance(part, dict) and ("tool_calls" in part or "function_call" in part):
+                ch[key] = {k: v for k, v in part.items() if k not in ("tool_calls", "function_call")}
+        if ch.get("finish_reason") in ("tool_calls", "function_call"):
+            ch["finish_reason"] = "stop"
+        if ch.get("delta") == {} and ch.get("finish_reason") is None:
+            continue  # a chunk that only carried a call: nothing left to send
+        choices.append(ch)
+    if not choices and "usage" not in obj:
+        return None
+    return {**obj, "choices": choices}

@@ -17,13 +17,16 @@ _TYPES = {
 
 
 class ProxyError(Exception):
-    """A failure to report to the client: HTTP ``status``, a message, a machine ``code``."""
+    """A failure to report to the client: HTTP ``status``, a message, a machine ``code``.
+    ``cause`` labels the failure in the metrics (default: ``code``); it must come from a small
+    fixed set, never from a string the backend chose."""
 
-    def __init__(self, status: int, message: str, code: str) -> None:
+    def __init__(self, status: int, message: str, code: str | None, cause: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
+        self.cause = cause or code or "error"
         self.type = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
 
     def body(self) -> dict[str, Any]:

@@ -37,6 +37,13 @@ class Metrics:
         self.failures = Counter(
             "toolmend_failures", "Requests that failed, by cause (error code).", ["code"], registry=r
         )
+        self.retries = Counter(
+            "toolmend_retries",
+            "Middleware retries by outcome: retried_ok, retried_still_bad, not_retried_bad (no attempts left), "
+            "backoff (a 429/503 waited out).",
+            ["outcome"],
+            registry=r,
+        )
         self.duration = Histogram(
             "toolmend_request_duration_seconds",
             "Time from request to the end of the answer.",

@@ -80,7 +80,7 @@ async def iter_chunks(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
     except asyncio.TimeoutError:
         raise ProxyError(504, "the backend stopped sending (read timeout)", "backend_timeout") from None
     except aiohttp.ClientError as e:
-        raise ProxyError(502, f"the backend stream broke off: {describe(e)}", "backend_error") from None
+        raise ProxyError(502, f"the backend stream broke off: {describe(e)}", "backend_stream_cut") from None
 
 
 def describe(e: BaseException) -> str:
@@ -88,10 +88,11 @@ def describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-def error_from_backend(status: int, body: bytes) -> ProxyError:
-    """An HTTP error answer of the backend, keeping its message when it has one."""
+def error_from_backend(status: int, body: bytes, cause: str | None = None) -> ProxyError:
+    """An error answer of the backend (sent on with ``status``), keeping its message and its
+    ``code`` when it has them. The metrics' cause is ``cause`` or ``backend_http_<status>``."""
     message = ""
-    etype = "backend_error"
+    code: str | None = None
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -100,9 +101,10 @@ def error_from_backend(status: int, body: bytes) -> ProxyError:
         err = data.get("error", data)
         if isinstance(err, dict):
             message = str(err.get("message") or err.get("detail") or "")
-            etype = str(err.get("type") or etype)
+            code = err.get("code") if isinstance(err.get("code"), str) and err.get("code") else None
         elif isinstance(err, str):
             message = err
     if not message:
         message = body.decode("utf-8", "replace").strip()[:500] or f"HTTP {status}"
-    return ProxyError(status, f"backend error: {message}", etype)
+    cause = cause or f"backend_http_{status}"
+    return ProxyError(status, f"backend error: {message}", code or cause, cause)
