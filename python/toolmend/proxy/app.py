@@ -140,14 +140,21 @@ class Proxy:
     # -- endpoints ---------------------------------------------------------------------
 
     async def chat_completions(self, request: Request) -> Response:
-        endpoint = "chat_completions"
         started = time.perf_counter()
-        stream = False
         try:
             self._check_key(request)
             body = await self._read_body(request)
             req = self._parse_json(body)
-            stream = bool(req.get("stream"))
+        except ProxyError as e:
+            return self._fail("chat_completions", False, e, started)
+        return await self.chat(request, req, body, "chat_completions", started)
+
+    async def chat(self, request: Request, req: dict[str, Any], body: bytes, endpoint: str, started: float) -> Response:
+        """A chat completion request (already read and authorised) answered the OpenAI way:
+        JSON, or the canonical SSE stream; errors as an OpenAI error body with its status.
+        The other front doors (Anthropic Messages, Responses) translate to and from this."""
+        stream = bool(req.get("stream"))
+        try:
             tools = req.get("tools")
             if not tools:
                 return await self._unless_gone(
