@@ -7,7 +7,7 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from toolmend._core import ToolmendError, Tools
 from toolmend.config import Settings
-from toolmend.pipeline import Answer, BackendError, Outcome, Pipeline, Turn
+from toolmend.pipeline import Answer, BackendError, Outcome, Pipeline, Step, Turn
 from toolmend.profiles import Profiles
 from toolmend.proxy.chat import ChatStream, answer_from_completion, mend_completion, with_answer, without_calls
 from toolmend.proxy.chat import Outcome as MendOutcome
@@ -54,7 +54,7 @@ def _error_response(e: ProxyError) -> Response:
 class Proxy:
     """The proxy's handlers and shared state (the backend session, the metrics)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, steps: Sequence[Step] = ()) -> None:
         if settings.backend_url is None:
             raise ValueError("settings.backend_url must be set (toolmend serve probes for one)")
         self.settings = settings
@@ -68,13 +68,13 @@ class Proxy:
         self.profiles = Profiles.shipped().with_file(mw.profiles)
         self.pipeline: Pipeline | None = None
         if mw.enabled:
-            steps = default_steps(
+            pipeline_steps = default_steps(
                 self.profiles,
                 respond_tool=mw.respond_tool,
                 recommended_sampling=mw.recommended_sampling,
                 constrained=mw.constrained,
             )
-            self.pipeline = Pipeline(steps, max_attempts=mw.max_attempts)
+            self.pipeline = Pipeline([*pipeline_steps, *steps], max_attempts=mw.max_attempts)
 
     def _format(self, model: str | None, turn: Turn) -> str:
         """The format to parse with: one a step asked for, a configured override, the model's
@@ -548,9 +548,10 @@ async def _disconnected(request: Request) -> None:
             return
 
 
-def create_app(settings: Settings) -> Starlette:
-    """The proxy as an ASGI app (``settings.backend_url`` must be set)."""
-    proxy = Proxy(settings)
+def create_app(settings: Settings, steps: Sequence[Step] = ()) -> Starlette:
+    """The proxy as an ASGI app (``settings.backend_url`` must be set). ``steps`` are your own
+    pipeline steps, run after the built-in ones (see docs/middleware.md)."""
+    proxy = Proxy(settings, steps)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
