@@ -178,3 +178,8 @@ def test_models_reports_a_bad_profiles_file(tmp_path: Path) -> None:
     f.write_text('[[profile]]\nname = "x"\npatterns = []\n')
     r = run("models", "--profiles", str(f), stdin="")
     assert r.returncode == 2 and "patterns" in r.stderr
+
+
+def test_serve_reports_a_missing_profiles_file() -> None:
+    r = run("serve", "--backend", "http://127.0.0.1:9", "--profiles", "/no/such/profiles.toml", stdin="")
+    assert r.returncode == 2 and "/no/such/profiles.toml" in r.stderr

@@ -79,6 +79,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "port": args.port,
         "api_key": args.api_key,
         "backend_api_key": args.backend_api_key,
+        "middleware.recommended_sampling": True if args.recommended_sampling else None,
+        "middleware.respond_tool": True if args.respond_tool else None,
+        "middleware.max_attempts": args.max_attempts,
+        "middleware.profiles": args.profiles,
     }
     try:
         settings = load_settings(args.config, overrides=overrides)
@@ -183,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default=None, help="TOML config file (default: $TOOLMEND_CONFIG)")
     s.add_argument("--api-key", default=None, help="key clients must send to use the proxy")
     s.add_argument("--backend-api-key", default=None, help="key sent to the backend instead of the client's")
+    s.add_argument(
+        "--recommended-sampling",
+        action="store_true",
+        help="fill in the sampling the model's profile recommends (a model without one gets HTTP 400)",
+    )
+    s.add_argument("--respond-tool", action="store_true", help="inject the synthetic respond(message) tool")
+    s.add_argument("--max-attempts", type=int, default=None, help="attempts per request, retries included (default 2)")
+    s.add_argument("--profiles", default=None, help="a TOML file of extra model profiles (see `toolmend models`)")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     s.set_defaults(func=cmd_serve)
 
