@@ -90,6 +90,8 @@ pub struct Emitter {
     open_call: Option<usize>,
     /// Absolute byte offset of the input the current family is reading (for spans).
     pub base: usize,
+    /// The byte just before that input (`None` at the start of the output).
+    pub before: Option<u8>,
     /// The format auto-detection settled on.
     pub format: Option<&'static str>,
     /// Keep events (off for whole parses, which only need the result).
@@ -119,6 +121,7 @@ impl Emitter {
             id_style: IdStyle::OpenAi,
             open_call: None,
             base: 0,
+            before: None,
             format: None,
             record_events: true,
             coerce: true,

@@ -16,6 +16,13 @@ pub enum Find {
 pub struct MarkerSet {
     markers: Vec<String>,
     first: [bool; 256],
+    /// Per marker: it starts with a word character (`functools[`), so it only counts where
+    /// a word starts (see [`MarkerSet::find_after`]).
+    word: Vec<bool>,
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
 }
 
 impl MarkerSet {
@@ -27,7 +34,11 @@ impl MarkerSet {
                 first[b as usize] = true;
             }
         }
-        MarkerSet { markers, first }
+        let word = markers
+            .iter()
+            .map(|m| m.as_bytes().first().is_some_and(|&b| is_word_byte(b)))
+            .collect();
+        MarkerSet { markers, first, word }
     }
 
     /// The marker text at `index`.
@@ -43,6 +54,14 @@ impl MarkerSet {
     /// Finds the first marker in `input[from..]`. At a position where one marker matches and
     /// a longer one could still match, waits (unless `eof`). With `eof`, never `Partial`.
     pub fn find(&self, input: &str, from: usize, eof: bool) -> Find {
+        self.find_after(input, from, eof, None)
+    }
+
+    /// [`MarkerSet::find`], where a marker that starts with a word character only counts at
+    /// the start of a word: `before` is the byte preceding `input` (`None`: the start of the
+    /// output). So `of` does not wait for a possible `functools[`, and the answer depends only
+    /// on the text, never on how it was chunked.
+    pub fn find_after(&self, input: &str, from: usize, eof: bool, before: Option<u8>) -> Find {
         let bytes = input.as_bytes();
         let mut i = from;
         while i < bytes.len() {
@@ -51,9 +70,14 @@ impl MarkerSet {
                 continue;
             }
             let rest = &bytes[i..];
+            let prev = if i > 0 { Some(bytes[i - 1]) } else { before };
+            let mid_word = prev.is_some_and(is_word_byte);
             let mut best: Option<usize> = None;
             let mut could_grow = false;
             for (k, m) in self.markers.iter().enumerate() {
+                if mid_word && self.word[k] {
+                    continue;
+                }
                 let mb = m.as_bytes();
                 if rest.len() >= mb.len() {
                     if rest.starts_with(mb) && best.is_none_or(|b| self.markers[b].len() < mb.len()) {
@@ -102,6 +126,27 @@ pub fn skip_ws(input: &str, from: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_markers_only_start_words() {
+        let set = MarkerSet::new(&["functools", "<tool_call>"]);
+        // Mid-word, a word marker neither matches nor holds text back.
+        assert_eq!(set.find_after("of", 0, false, None), Find::None);
+        assert_eq!(set.find_after("xfunctools[", 0, false, None), Find::None);
+        assert_eq!(set.find_after("f", 0, false, Some(b'o')), Find::None);
+        // At the start of the output or of a word it does.
+        assert_eq!(set.find_after("f", 0, false, None), Find::Partial { at: 0 });
+        assert_eq!(set.find_after("a f", 0, false, None), Find::Partial { at: 2 });
+        assert_eq!(
+            set.find_after("functools[", 0, false, Some(b'\n')),
+            Find::Found { at: 0, index: 0 }
+        );
+        // Other markers are found anywhere.
+        assert_eq!(
+            set.find_after("x<tool_call>", 0, false, Some(b'a')),
+            Find::Found { at: 1, index: 1 }
+        );
+    }
 
     #[test]
     fn finds_and_holds_back() {

@@ -87,6 +87,8 @@ pub struct StreamParser {
     native: Option<NativeCall>,
     /// Structured-call input that arrived while a call written as text was open.
     queued: Vec<NativeInput>,
+    /// The last byte consumed (the one before `pending`).
+    last_byte: Option<u8>,
 }
 
 /// Structured-call input held until a text call closes.
@@ -135,6 +137,7 @@ impl StreamParser {
             lenient: opts.repair,
             native: None,
             queued: Vec::new(),
+            last_byte: None,
         })
     }
 
@@ -168,7 +171,11 @@ impl StreamParser {
 
     fn run_family(&mut self) {
         self.out.base = self.offset;
+        self.out.before = self.last_byte;
         let n = self.family.feed(&self.pending, false, &mut self.out);
+        if n > 0 {
+            self.last_byte = Some(self.pending.as_bytes()[n - 1]);
+        }
         self.pending.drain(..n);
         self.offset += n;
     }
@@ -255,6 +262,7 @@ impl StreamParser {
             open.end(&mut self.out);
         }
         self.out.base = self.offset;
+        self.out.before = self.last_byte;
         let n = self.family.feed(&self.pending, true, &mut self.out);
         debug_assert_eq!(n, self.pending.len(), "families consume everything at eof");
         self.offset += self.pending.len();
@@ -509,10 +517,14 @@ impl Auto {
         out.format = Some(f.name);
         let mut inner = f.build(false, self.lenient);
         let _ = self.in_reasoning;
-        let base = out.base;
+        let (base, before) = (out.base, out.before);
         out.base = base + at;
+        if at > 0 {
+            out.before = Some(input.as_bytes()[at - 1]);
+        }
         let n = inner.feed(&input[at..], eof, out);
         out.base = base;
+        out.before = before;
         self.inner = Some(inner);
         at + n
     }

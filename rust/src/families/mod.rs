@@ -158,7 +158,7 @@ impl Prose {
                 if ws_end < input.len() {
                     let b = input.as_bytes()[ws_end];
                     // A marker starting with the bracket (`[TOOL_CALLS]`) is not bare JSON.
-                    let marker_here = || match self.set.find(input, ws_end, eof) {
+                    let marker_here = || match self.set.find_after(input, ws_end, eof, out.before) {
                         Find::Found { at, .. } | Find::Partial { at } => at == ws_end,
                         Find::None => false,
                     };
@@ -168,7 +168,7 @@ impl Prose {
                     }
                 }
             }
-            let found = self.set.find(input, pos, eof);
+            let found = self.set.find_after(input, pos, eof, out.before);
             if self.bare_json_anywhere && self.open_reasoning.is_none() {
                 let limit = match found {
                     Find::Found { at, .. } | Find::Partial { at } => at,
