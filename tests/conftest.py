@@ -3,6 +3,7 @@ proxy's end-to-end servers (``e2e``, see proxy_harness.py)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from weather import WEATHER_TOOLS
 
 if TYPE_CHECKING:
     from proxy_harness import E2E
@@ -57,20 +59,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture
 def weather_tools() -> Iterator[list[dict[str, Any]]]:
-    yield [
-        {
-            "type": "function",
-            "function": {
-                "name": "get_weather",
-                "parameters": {
-                    "type": "object",
-                    "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-                    "required": ["city"],
-                },
-            },
-        },
-        {"type": "function", "function": {"name": "search", "parameters": {"type": "object", "properties": {}}}},
-    ]
+    yield copy.deepcopy(WEATHER_TOOLS)
 
 
 @pytest.fixture(scope="session")

@@ -14,21 +14,9 @@ from canonical import check_stream
 from toolmend.config import load_settings
 from toolmend.proxy import create_app
 from toolmend.scripted import Script, ScriptedBackend, serve_in_thread
+from weather import WEATHER_TOOLS
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-                "required": ["city"],
-            },
-        },
-    },
-    {"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}},
-]
+TOOLS = WEATHER_TOOLS
 
 
 def call(name: str, args: str) -> str:

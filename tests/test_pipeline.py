@@ -23,21 +23,9 @@ from toolmend.steps import (
     default_steps,
     split_parallel_calls,
 )
+from weather import WEATHER_TOOLS
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-                "required": ["city"],
-            },
-        },
-    },
-    {"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}},
-]
+TOOLS = WEATHER_TOOLS
 
 
 def answer_of(text: str, tools: list[dict[str, Any]] = TOOLS) -> Answer:

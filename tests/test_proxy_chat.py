@@ -11,20 +11,9 @@ from toolmend import Tools
 from toolmend.proxy.chat import ChatStream, mend_completion
 from toolmend.proxy.errors import ProxyError
 from toolmend.proxy.sse import SSEDecoder
+from weather import GET_WEATHER
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-                "required": ["city"],
-            },
-        },
-    }
-]
+TOOLS = [GET_WEATHER]
 
 
 def options(model: str = "m") -> dict[str, Any]:
