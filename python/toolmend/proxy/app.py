@@ -21,10 +21,12 @@ from toolmend._core import ToolmendError, Tools
 from toolmend.config import Settings
 from toolmend.pipeline import Answer, BackendError, Outcome, Pipeline, Step, Turn
 from toolmend.profiles import Profiles
+from toolmend.proxy.anthropic import Messages
 from toolmend.proxy.chat import ChatStream, answer_from_completion, mend_completion, with_answer, without_calls
 from toolmend.proxy.chat import Outcome as MendOutcome
 from toolmend.proxy.errors import ProxyError
 from toolmend.proxy.metrics import Metrics
+from toolmend.proxy.responses import responses_endpoint
 from toolmend.proxy.sse import DONE, SSEDecoder, encode
 from toolmend.proxy.upstream import Upstream, error_from_backend, iter_chunks, read_body
 from toolmend.steps import StepError, default_steps
@@ -106,6 +108,9 @@ class Proxy:
         elif self.settings.api_key is None and "authorization" in request.headers:
             # The client's key is meant for the backend (unless it was the proxy's own key).
             headers["authorization"] = request.headers["authorization"]
+        elif self.settings.api_key is None and "x-api-key" in request.headers:
+            # Anthropic clients send their key this way.
+            headers["authorization"] = f"Bearer {request.headers['x-api-key']}"
         return headers
 
     async def _read_body(self, request: Request) -> bytes:
@@ -559,11 +564,15 @@ def create_app(settings: Settings, steps: Sequence[Step] = ()) -> Starlette:
         await proxy.upstream.close()
 
     routes = []
+    messages = Messages(proxy)
     for prefix in ("/v1", ""):
         routes += [
             Route(f"{prefix}/chat/completions", proxy.chat_completions, methods=["POST"]),
             Route(f"{prefix}/completions", proxy.completions, methods=["POST"]),
             Route(f"{prefix}/models", proxy.models, methods=["GET"]),
+            Route(f"{prefix}/messages", messages.messages, methods=["POST"]),
+            Route(f"{prefix}/messages/count_tokens", messages.count_tokens, methods=["POST"]),
+            Route(f"{prefix}/responses", responses_endpoint(proxy), methods=["POST"]),
         ]
     routes += [
         Route("/health", proxy.health, methods=["GET"]),
