@@ -3,7 +3,9 @@
 #   1. Rust unit and conformance tests (cargo test),
 #   2. the release abi3 wheel, built once with maturin,
 #   3. a fresh virtualenv with that wheel installed,
-#   4. the npm client projects of the end-to-end tests (tests/js, npm ci),
+#   4. the npm client projects of the end-to-end tests (tests/js, npm ci), and the servers the
+#      drop-in adapters plug into (vLLM, SGLang, the LiteLLM proxy: tools/install-integrations.sh;
+#      TOOLMEND_INTEGRATIONS=light skips the ~3 GB vLLM/SGLang part, whose tests then skip),
 #   5. pytest against the installed wheel (never the source tree).
 # Extra arguments go to pytest.
 set -euo pipefail
@@ -22,6 +24,9 @@ echo "== release wheel"
 rm -rf dist
 "$VENV/bin/maturin" build --release --locked --out dist -i "$VENV/bin/python"
 "$VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall dist/toolmend-*.whl
+
+echo "== servers for the drop-in adapters (${TOOLMEND_INTEGRATIONS:-all})"
+bash tools/install-integrations.sh "$VENV" "${TOOLMEND_INTEGRATIONS:-all}"
 
 echo "== AI SDK clients (npm)"
 bash tests/js/setup.sh
