@@ -1,7 +1,7 @@
 """The server adapters of ``toolmend.integrations`` through the servers' own interfaces.
 
 - vLLM: the parser is looked up by name through ``ToolParserManager`` / ``ParserManager`` after
-  ``import_tool_parser("toolmend.integrations.vllm")`` (what ``--tool-parser-plugin`` does), then
+  ``import_tool_parser("toolmend.integrations.vllm_plugin")`` (what ``--tool-parser-plugin`` does), then
   driven the way vLLM's chat serving drives it: ``Parser.parse`` for whole answers and one
   ``ChatStreamProcessor`` per response for streams.
 - SGLang: the detector is reached by name through ``FunctionCallParser`` (``parse_non_stream``,
@@ -262,9 +262,9 @@ def vk() -> VllmKit:
     from vllm.parser.parser_manager import ParserManager
     from vllm.tool_parsers import ToolParserManager
 
-    # What `--tool-parser-plugin toolmend.integrations.vllm` does at startup.
-    ToolParserManager.import_tool_parser("toolmend.integrations.vllm")
-    import toolmend.integrations.vllm as adapter
+    # What `--tool-parser-plugin toolmend.integrations.vllm_plugin` does at startup.
+    ToolParserManager.import_tool_parser("toolmend.integrations.vllm_plugin")
+    import toolmend.integrations.vllm_plugin as adapter
 
     return VllmKit(ToolParserManager, ParserManager, ChatCompletionRequest, ChatStreamProcessor, adapter)
 
@@ -296,8 +296,20 @@ def test_vllm_registered_by_name(vk: VllmKit) -> None:
     assert vk.parser_cls().tool_parser_cls is cls
 
 
+def test_vllm_plugin_loads_by_file_path_too(vk: VllmKit) -> None:
+    """`--tool-parser-plugin /path/to/vllm_plugin.py`: vLLM imports the file under its base name,
+    which must not shadow vLLM itself."""
+    import toolmend.integrations.vllm_plugin as adapter
+
+    vk.manager.import_tool_parser(adapter.__file__)
+    assert "toolmend" in vk.manager.list_registered()
+    import vllm
+
+    assert hasattr(vllm, "__version__") and vllm.__name__ == "vllm"
+
+
 def test_vllm_cli_accepts_the_plugin(vk: VllmKit) -> None:
-    """`vllm serve --enable-auto-tool-choice --tool-parser-plugin toolmend.integrations.vllm
+    """`vllm serve --enable-auto-tool-choice --tool-parser-plugin toolmend.integrations.vllm_plugin
     --tool-call-parser toolmend`: the steps of vLLM's server startup that load and check them."""
     import argparse
 
@@ -305,7 +317,7 @@ def test_vllm_cli_accepts_the_plugin(vk: VllmKit) -> None:
 
     def args(parser: str) -> argparse.Namespace:
         return argparse.Namespace(
-            tool_parser_plugin="toolmend.integrations.vllm",
+            tool_parser_plugin="toolmend.integrations.vllm_plugin",
             reasoning_parser_plugin="",
             enable_auto_tool_choice=True,
             tool_call_parser=parser,

@@ -1,7 +1,7 @@
 """A vLLM tool-call parser backed by toolmend's Rust core, registered as ``toolmend``::
 
     vllm serve Qwen/Qwen3-8B --enable-auto-tool-choice \\
-        --tool-parser-plugin toolmend.integrations.vllm --tool-call-parser toolmend
+        --tool-parser-plugin toolmend.integrations.vllm_plugin --tool-call-parser toolmend
 
 (``--tool-parser-plugin`` also takes this file's path.) The format is auto-detected from the
 output and the model id (``$TOOLMEND_MODEL``, else the tokenizer's ``name_or_path``, else the
