@@ -19,7 +19,6 @@ core's diagnostics about them.
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -89,8 +88,10 @@ class Answer:
 
 @dataclass
 class Turn:
-    """One client request going through the pipeline. ``request`` is what the backend gets
-    (steps may change it); ``original`` is the client's request as it arrived."""
+    """One client request going through the pipeline. ``request`` is what the backend gets;
+    ``original`` is the client's request as it arrived. Steps change ``request`` by replacing
+    its top-level values (a new ``messages`` or ``tools`` list), never by mutating them in
+    place, so ``original`` is a cheap shallow copy even for a long history."""
 
     request: dict[str, Any]
     original: dict[str, Any] = field(default_factory=dict)
@@ -102,7 +103,7 @@ class Turn:
 
     def __post_init__(self) -> None:
         if not self.original:
-            self.original = copy.deepcopy(self.request)
+            self.original = dict(self.request)
 
     @property
     def tools(self) -> list[dict[str, Any]]:
