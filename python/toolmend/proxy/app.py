@@ -69,6 +69,7 @@ class Proxy:
         mw = settings.middleware
         self.profiles = Profiles.shipped().with_file(mw.profiles)
         self.pipeline: Pipeline | None = None
+        self._tools_cache: dict[bytes, Tools] = {}
         if mw.enabled:
             pipeline_steps = default_steps(
                 self.profiles,
@@ -77,6 +78,17 @@ class Proxy:
                 constrained=mw.constrained,
             )
             self.pipeline = Pipeline([*pipeline_steps, *steps], max_attempts=mw.max_attempts)
+
+    def _tools(self, tools: list[Any]) -> Tools:
+        """The prepared tools (schemas compiled once): agents send the same list every turn."""
+        key = orjson.dumps(tools)
+        found = self._tools_cache.get(key)
+        if found is None:
+            found = Tools(tools)
+            if len(self._tools_cache) >= 128:
+                self._tools_cache.pop(next(iter(self._tools_cache)))
+            self._tools_cache[key] = found
+        return found
 
     def _format(self, model: str | None, turn: Turn) -> str:
         """The format to parse with: one a step asked for, a configured override, the model's
@@ -189,7 +201,7 @@ class Proxy:
                 body = orjson.dumps(turn.request)
             try:
                 options: dict[str, Any] = {
-                    "tools": Tools(turn.tools),
+                    "tools": self._tools(turn.tools),
                     "format": self._format(model, turn),
                     "model": model,
                 }
