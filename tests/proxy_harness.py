@@ -28,23 +28,11 @@ from typing import Any
 from conftest import load_corpus, load_exceptions
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from toolmend.config import load_settings
+from toolmend.evaluation import same_value
 from toolmend.proxy import create_app
 from toolmend.scripted import QUIRKS, RunningServer, Script, ScriptedBackend, serve_in_thread
 
 # -- expected results -----------------------------------------------------------------------
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """JSON equality with numbers compared by value (the corpus writes 42 as 42.0)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) == float(b)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
-    return bool(a == b)
 
 
 def assert_calls(got: list[tuple[str, Any]], expected: list[dict[str, Any]], where: str = "") -> None:

@@ -14,25 +14,13 @@ from typing import Any
 import pytest
 from conftest import CORPUS_SUMMARY, load_corpus, load_exceptions
 from toolmend import Event, ParseResult, StreamParser, UnknownFormatError, parse
+from toolmend.evaluation import same_value
 
 CASES = load_corpus()
 EXCEPTIONS = load_exceptions()
 BY_FORMAT: dict[str, list[dict[str, Any]]] = defaultdict(list)
 for _case in CASES:
     BY_FORMAT[_case["format"]].append(_case)
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """JSON equality with numbers compared by value (the corpus writes 42 as 42.0)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b if isinstance(a, bool) and isinstance(b, bool) else False
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) == float(b)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
-    return bool(a == b)
 
 
 def mismatch(result: ParseResult, expected: dict[str, Any]) -> str | None:

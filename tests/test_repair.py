@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from toolmend import ToolmendError, repair_json
+from toolmend.evaluation import same_value
 
 CASES = [
     json.loads(line)
@@ -23,18 +24,6 @@ CASES = [
 # The share of cases whose intended value must be recovered (json_repair, the library most
 # agents use, recovers 76% of this corpus: see docs/performance.md).
 MIN_ACCURACY = 0.95
-
-
-def same_value(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) == float(b)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
-    return bool(a == b)
 
 
 def test_repair_corpus(capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from toolmend.config import load_settings
+from toolmend.demo import TOOLS as DEMO_TOOLS
 from toolmend.proxy import create_app
 from toolmend.scripted import Script, ScriptedBackend, serve_in_thread
 
@@ -46,24 +47,7 @@ NATIVE_QUIRKS: tuple[frozenset[str], ...] = (
     frozenset({"no_ids"}),
     frozenset({"name_late"}),
 )
-WEATHER_TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather forecast for a city.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "city": {"type": "string"},
-                    "days": {"type": "integer"},
-                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-                },
-                "required": ["city"],
-            },
-        },
-    }
-]
+WEATHER_TOOLS = [DEMO_TOOLS[0]]
 
 
 @dataclass
@@ -170,15 +154,16 @@ def own_cases(path: Path = OWN_CASES) -> list[Case]:
     return cases
 
 
-def _same_value(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
+    """JSON equality with numbers compared by value (42 == 42.0), booleans never equal to numbers."""
     if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
+        return isinstance(a, bool) and isinstance(b, bool) and a is b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return float(a) == float(b)
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
     return bool(a == b)
 
 
@@ -207,7 +192,7 @@ def _client_result(base_url: str, case: Case, model: str) -> bool:
     if choice.finish_reason != "tool_calls" or len(got) != len(case.expected):
         return False
     return all(
-        g["name"] == e["name"] and _same_value(g["arguments"], e["arguments"]) for g, e in zip(got, case.expected)
+        g["name"] == e["name"] and same_value(g["arguments"], e["arguments"]) for g, e in zip(got, case.expected)
     )
 
 

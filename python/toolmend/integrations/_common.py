@@ -219,3 +219,15 @@ class RequestStream:
 
     def result(self) -> ParseResult:
         return self.parser.result()
+
+
+def sync_bookkeeping(parser: Any, stream: RequestStream | None) -> None:
+    """The fields vLLM's ``ToolParser`` and SGLang's detector read at the end of a stream: every
+    call's name and the arguments sent so far (all of them: nothing is left to append)."""
+    if stream is None:
+        return
+    calls = stream.calls
+    parser.prev_tool_call_arr = [{"name": c.name, "arguments": c.arguments} for c in calls]
+    parser.streamed_args_for_tool = [c.arguments for c in calls]
+    parser.current_tool_id = len(calls) - 1
+    parser.current_tool_name_sent = bool(calls)

@@ -36,6 +36,7 @@ from toolmend.integrations._common import (
     content_with_reasoning,
     parse_text,
     settings,
+    sync_bookkeeping,
     tool_dicts,
     tools_arg,
 )
@@ -120,15 +121,7 @@ class ToolmendDetector(BaseFormatDetector):
         return StreamingParseResult(normal_text="".join(text), calls=calls)
 
     def _sync_bookkeeping(self) -> None:
-        """The detector fields SGLang reads at the end of a stream: every call's name and the
-        arguments sent so far (all of them: nothing is left for SGLang to append)."""
-        if self._stream is None:
-            return
-        calls = self._stream.calls
-        self.prev_tool_call_arr = [{"name": c.name, "arguments": c.arguments} for c in calls]
-        self.streamed_args_for_tool = [c.arguments for c in calls]
-        self.current_tool_id = len(calls) - 1
-        self.current_tool_name_sent = bool(calls)
+        sync_bookkeeping(self, self._stream)
 
     # -- constrained decoding ------------------------------------------------------------------
 

@@ -25,7 +25,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from toolmend.integrations._common import Piece, RequestStream, content_with_reasoning, parse_text, tools_arg
+from toolmend.integrations._common import (
+    Piece,
+    RequestStream,
+    content_with_reasoning,
+    parse_text,
+    sync_bookkeeping,
+    tools_arg,
+)
 
 try:  # vLLM >= 0.11: parsers under vllm.tool_parsers, protocol split by endpoint
     from vllm.entrypoints.generate.base.protocol import (
@@ -134,15 +141,7 @@ class ToolmendToolParser(ToolParser):
         return DeltaMessage(content="".join(text) if text else None, tool_calls=[calls[i] for i in sorted(calls)])
 
     def _sync_bookkeeping(self) -> None:
-        """The ``ToolParser`` fields vLLM reads at the end of a stream: every call's name and the
-        arguments sent so far (all of them: nothing is left for vLLM to append)."""
-        if self._stream is None:
-            return
-        calls = self._stream.calls
-        self.prev_tool_call_arr = [{"name": c.name, "arguments": c.arguments} for c in calls]
-        self.streamed_args_for_tool = [c.arguments for c in calls]
-        self.current_tool_id = len(calls) - 1
-        self.current_tool_name_sent = bool(calls)
+        sync_bookkeeping(self, self._stream)
 
 
 ToolParserManager.register_module(name=NAME, module=ToolmendToolParser)
