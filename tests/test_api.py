@@ -227,3 +227,12 @@ def test_repair_off_keeps_broken_json_as_content() -> None:
     assert strict.tool_calls == []
     assert strict.content == text
     assert any(d.kind == "invalid_json" for d in strict.diagnostics)
+
+
+def test_reprs_read_like_python() -> None:
+    p = StreamParser(format="hermes")
+    events = p.feed('hi <tool_call>{"name": "f", "arguments": {"a": 1}}</tool_call>')
+    text = repr(events)
+    assert "Some(" not in text and "index=0" in text and "text=\"hi\"" in text
+    r = parse("x", format="hermes")
+    assert "Some(" not in repr(r) and "reasoning=None" in repr(r)

@@ -189,19 +189,24 @@ struct Event {
 #[pymethods]
 impl Event {
     fn __repr__(&self) -> String {
+        let text = opt_repr(self.text.as_deref());
+        let index = self.index.map_or_else(|| "None".to_string(), |i| i.to_string());
         match self.kind {
             "tool_call_start" => format!(
-                "Event(kind='tool_call_start', index={:?}, id={:?}, name={:?})",
-                self.index, self.id, self.name
+                "Event(kind='tool_call_start', index={index}, id={}, name={})",
+                opt_repr(self.id.as_deref()),
+                opt_repr(self.name.as_deref())
             ),
-            "tool_call_end" => format!("Event(kind='tool_call_end', index={:?})", self.index),
-            "tool_call_args" => format!(
-                "Event(kind='tool_call_args', index={:?}, text={:?})",
-                self.index, self.text
-            ),
-            k => format!("Event(kind='{k}', text={:?})", self.text),
+            "tool_call_end" => format!("Event(kind='tool_call_end', index={index})"),
+            "tool_call_args" => format!("Event(kind='tool_call_args', index={index}, text={text})"),
+            k => format!("Event(kind='{k}', text={text})"),
         }
     }
+}
+
+/// A string as Python shows one (`None` when absent): quoted, with escapes.
+fn opt_repr(s: Option<&str>) -> String {
+    s.map_or_else(|| "None".to_string(), |s| format!("{s:?}"))
 }
 
 impl From<core::Event> for Event {
@@ -343,11 +348,15 @@ impl ParseResult {
 
     fn __repr__(&self) -> String {
         format!(
-            "ParseResult(content={:?}, reasoning={:?}, tool_calls={:?}, format={:?}, diagnostics={})",
-            self.content,
-            self.reasoning,
-            self.tool_calls.iter().map(ToolCall::__repr__).collect::<Vec<_>>(),
-            self.format,
+            "ParseResult(content={}, reasoning={}, tool_calls=[{}], format={}, diagnostics={})",
+            opt_repr(self.content.as_deref()),
+            opt_repr(self.reasoning.as_deref()),
+            self.tool_calls
+                .iter()
+                .map(ToolCall::__repr__)
+                .collect::<Vec<_>>()
+                .join(", "),
+            opt_repr(self.format),
             self.diagnostics.len()
         )
     }
