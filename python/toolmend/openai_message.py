@@ -16,9 +16,34 @@ from toolmend._core import Event, ParseResult
 JSON = dict[str, Any]
 
 
+def finish_reason_for(has_calls: bool, backend_reason: Any = None) -> str:
+    """The finish reason a client should see: ``tool_calls`` whenever there are calls,
+    ``length`` kept (the token limit cut the answer: a call in it may be incomplete), else
+    the backend's (``stop`` by default)."""
+    if backend_reason == "length":
+        return "length"
+    if has_calls:
+        return "tool_calls"
+    if not isinstance(backend_reason, str) or backend_reason in ("tool_calls", "function_call"):
+        return "stop"
+    return backend_reason
+
+
 def finish_reason(result: ParseResult) -> str:
     """``"tool_calls"`` when the result holds calls, else ``"stop"``."""
-    return "tool_calls" if result.tool_calls else "stop"
+    return finish_reason_for(bool(result.tool_calls))
+
+
+def call_start_delta(index: int | None, call_id: str | None, name: str | None) -> JSON:
+    """A call's first delta: index, id, type and the full name, arguments empty."""
+    return {
+        "tool_calls": [{"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]
+    }
+
+
+def call_args_delta(index: int | None, fragment: str | None) -> JSON:
+    """A continuation delta: exactly index and an arguments fragment."""
+    return {"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}
 
 
 def message_from_result(result: ParseResult) -> JSON:
@@ -42,18 +67,9 @@ def delta_from_event(event: Event) -> JSON | None:
     if kind == "reasoning":
         return {"reasoning_content": event.text}
     if kind == "tool_call_start":
-        return {
-            "tool_calls": [
-                {
-                    "index": event.index,
-                    "id": event.id,
-                    "type": "function",
-                    "function": {"name": event.name, "arguments": ""},
-                }
-            ]
-        }
+        return call_start_delta(event.index, event.id, event.name)
     if kind == "tool_call_args":
-        return {"tool_calls": [{"index": event.index, "function": {"arguments": event.text}}]}
+        return call_args_delta(event.index, event.text)
     return None
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from toolmend._core import Event, ParseResult, StreamParser
+from toolmend.openai_message import call_args_delta, call_start_delta, delta_from_event, finish_reason_for
 from toolmend.pipeline import Answer, Call
 from toolmend.proxy.errors import ProxyError
 
@@ -309,15 +310,8 @@ class ChatStream:
                 if extra:
                     out.append(c.prefix + orjson.dumps({"content": extra}) + _SUFFIX)
                 for i, call in enumerate(final.calls):
-                    start = {
-                        "index": i,
-                        "id": call.id,
-                        "type": "function",
-                        "function": {"name": call.name, "arguments": ""},
-                    }
-                    out.append(c.prefix + orjson.dumps({"tool_calls": [start]}) + _SUFFIX)
-                    args = {"index": i, "function": {"arguments": call.arguments}}
-                    out.append(c.prefix + orjson.dumps({"tool_calls": [args]}) + _SUFFIX)
+                    out.append(c.prefix + orjson.dumps(call_start_delta(i, call.id, call.name)) + _SUFFIX)
+                    out.append(c.prefix + orjson.dumps(call_args_delta(i, call.arguments)) + _SUFFIX)
                 reason = final.finish_reason
             out.append(c.prefix + b'{},"finish_reason":' + orjson.dumps(reason) + b"}]}\n\n")
         if self._include_usage:
@@ -352,24 +346,11 @@ def _estimated_usage(deltas: int) -> dict[str, int]:
 
 def _encode_events(events: Iterable[Event], prefix: bytes, out: list[bytes], hold_calls: bool = False) -> None:
     for e in events:
-        kind = e.kind
-        if hold_calls and kind.startswith("tool_call"):
+        if hold_calls and e.kind.startswith("tool_call"):
             continue
-        if kind == "content":
-            delta: dict[str, Any] = {"content": e.text}
-        elif kind == "tool_call_args":
-            delta = {"tool_calls": [{"index": e.index, "function": {"arguments": e.text}}]}
-        elif kind == "tool_call_start":
-            delta = {
-                "tool_calls": [
-                    {"index": e.index, "id": e.id, "type": "function", "function": {"name": e.name, "arguments": ""}}
-                ]
-            }
-        elif kind == "reasoning":
-            delta = {"reasoning_content": e.text}
-        else:
-            continue
-        out.append(prefix + orjson.dumps(delta) + _SUFFIX)
+        delta = delta_from_event(e)
+        if delta is not None:
+            out.append(prefix + orjson.dumps(delta) + _SUFFIX)
 
 
 def mend_message(message: Mapping[str, Any], parser_options: Mapping[str, Any]) -> tuple[ParseResult, int]:
@@ -391,19 +372,6 @@ def mend_message(message: Mapping[str, Any], parser_options: Mapping[str, Any]) 
         native.close()
     parser.finish()
     return parser.result(), native.count
-
-
-def finish_reason_for(has_calls: bool, backend_reason: Any) -> str:
-    """The finish reason a client should see: ``tool_calls`` whenever there are calls,
-    ``length`` kept (the token limit cut the answer: a call in it may be incomplete), else
-    the backend's (``stop`` by default)."""
-    if backend_reason == "length":
-        return "length"
-    if has_calls:
-        return "tool_calls"
-    if not isinstance(backend_reason, str) or backend_reason in ("tool_calls", "function_call"):
-        return "stop"
-    return backend_reason
 
 
 def _reasoning(msg: Mapping[str, Any], r: ParseResult) -> str | None:
