@@ -154,6 +154,18 @@ class Settings(BaseModel):
         return format_for_model(model) if model else None
 
 
+def read_toml(path: str | os.PathLike[str], what: str, error: type[ValueError]) -> dict[str, Any]:
+    """A TOML file as a dict; a missing or invalid file raises ``error`` naming ``what`` it is."""
+    try:
+        with Path(path).open("rb") as f:
+            data: dict[str, Any] = tomllib.load(f)
+            return data
+    except FileNotFoundError:
+        raise error(f"{what} {os.fspath(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{what} {os.fspath(path)!r} is not valid TOML: {e}") from None
+
+
 def normalize_backend_url(url: str) -> str:
     """``http://host:port`` or ``.../v1`` (with or without a trailing slash) -> ``.../v1``."""
     url = url.strip().rstrip("/")
@@ -202,13 +214,7 @@ def load_settings(
     tree: dict[str, Any] = {}
     path = config if config is not None else env.get("TOOLMEND_CONFIG")
     if path:
-        try:
-            with Path(path).open("rb") as f:
-                tree = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"config file {os.fspath(path)!r} does not exist") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"config file {os.fspath(path)!r} is not valid TOML: {e}") from None
+        tree = read_toml(path, "config file", ConfigError)
     for var, key_path in _ENV.items():
         if env.get(var):
             _set(tree, key_path, env[var])

@@ -8,7 +8,6 @@ proxy config): profiles of the same name are replaced, new ones are tried first.
 from __future__ import annotations
 
 import fnmatch
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -16,11 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from toolmend._core import formats as _formats
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python < 3.11 only
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+from toolmend.config import read_toml
 
 QUIRKS = frozenset({"single_call", "mistral_ids", "strips_special_tokens"})
 SAMPLING_FIELDS = frozenset(
@@ -87,14 +82,7 @@ def _profile(raw: Any, where: str) -> Profile:
 
 def load_profiles(path: str | Path) -> list[Profile]:
     """The profiles of one TOML file (``[[profile]]`` tables)."""
-    try:
-        with Path(path).open("rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ProfileError(f"profiles file {str(path)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ProfileError(f"profiles file {str(path)!r} is not valid TOML: {e}") from None
-    raw = data.get("profile", [])
+    raw = read_toml(path, "profiles file", ProfileError).get("profile", [])
     if not isinstance(raw, list):
         raise ProfileError(f"{path}: [[profile]] tables expected")
     return [_profile(p, str(path)) for p in raw]
