@@ -233,6 +233,6 @@ def test_reprs_read_like_python() -> None:
     p = StreamParser(format="hermes")
     events = p.feed('hi <tool_call>{"name": "f", "arguments": {"a": 1}}</tool_call>')
     text = repr(events)
-    assert "Some(" not in text and "index=0" in text and "text=\"hi\"" in text
+    assert "Some(" not in text and "index=0" in text and 'text="hi"' in text
     r = parse("x", format="hermes")
     assert "Some(" not in repr(r) and "reasoning=None" in repr(r)
