@@ -725,56 +725,13 @@ impl Envelope {
 
 #[cfg(test)]
 mod tests {
-    use crate::event::Event;
-    use crate::parser::{parse, Options, StreamParser};
+    use crate::families::test_support::{self, opts, stream};
+    use crate::parser::parse;
     use crate::ParseResult;
-
-    fn opts(format: Option<&str>) -> Options {
-        Options {
-            format: format.map(str::to_string),
-            id_seed: Some(1),
-            ..Options::default()
-        }
-    }
-
-    fn normalize(events: Vec<Event>) -> Vec<Event> {
-        let mut out: Vec<Event> = Vec::new();
-        for e in events {
-            match (out.last_mut(), e) {
-                (Some(Event::Content(a)), Event::Content(b)) => a.push_str(&b),
-                (Some(Event::Reasoning(a)), Event::Reasoning(b)) => a.push_str(&b),
-                (Some(Event::ToolCallArgs { index: i, text: a }), Event::ToolCallArgs { index: j, text: b })
-                    if *i == j =>
-                {
-                    a.push_str(&b)
-                }
-                (_, e) => out.push(e),
-            }
-        }
-        out
-    }
-
-    fn stream(text: &str, o: Options, size: usize) -> (Vec<Event>, ParseResult) {
-        let mut p = StreamParser::new(o).expect("parser");
-        let mut events = Vec::new();
-        let chars: Vec<char> = text.chars().collect();
-        for chunk in chars.chunks(size.max(1)) {
-            let s: String = chunk.iter().collect();
-            events.extend(p.feed(&s).expect("feed"));
-        }
-        events.extend(p.finish().expect("finish"));
-        (normalize(events), p.result())
-    }
 
     /// Whole and chunked parses agree, and every diagnostic span lies within the text.
     fn check(format: Option<&str>, text: &str) -> ParseResult {
-        let whole = parse(text, opts(format)).expect("parse");
-        let (ref_events, _) = stream(text, opts(format), usize::MAX);
-        for size in [1, 2, 3, 5, 8, 13] {
-            let (events, result) = stream(text, opts(format), size);
-            assert_eq!(result, whole, "chunk size {size} for {text:?}");
-            assert_eq!(events, ref_events, "events, chunk size {size} for {text:?}");
-        }
+        let whole = test_support::check(format, None, text);
         for d in &whole.diagnostics {
             assert!(d.start <= d.end && d.end <= text.len(), "{d:?} in {text:?}");
         }
@@ -811,16 +768,11 @@ mod tests {
 
     #[test]
     fn repairs_after_a_rejected_value_are_chunk_independent() {
-        let opts = || Options {
-            tools: Some(std::sync::Arc::new(
-                crate::tools::ToolSet::from_json_str(r#"[{"name": "f"}]"#).expect("tools"),
-            )),
-            ..super::tests::opts(None)
-        };
+        let tools = Some(r#"[{"name": "f"}]"#);
         let text = "{name\"\"\"args\"\"{\u{0}";
-        let whole = parse(text, opts()).expect("parse");
+        let whole = parse(text, opts(None, tools)).expect("parse");
         for size in [1, 2, 3, 5] {
-            assert_eq!(stream(text, opts(), size).1, whole, "chunk size {size}");
+            assert_eq!(stream(text, opts(None, tools), size).1, whole, "chunk size {size}");
         }
     }
 }

@@ -1451,6 +1451,7 @@ mod tests {
     use std::sync::Arc;
 
     use crate::event::{Event, ParseResult};
+    use crate::families::test_support::normalize;
     use crate::parser::{Options, StreamParser};
     use crate::tools::ToolSet;
 
@@ -1470,34 +1471,17 @@ mod tests {
         (events, p.result())
     }
 
-    fn merged(events: Vec<Event>) -> Vec<Event> {
-        let mut out: Vec<Event> = Vec::new();
-        for e in events {
-            match (out.last_mut(), e) {
-                (Some(Event::Content(a)), Event::Content(b)) => a.push_str(&b),
-                (Some(Event::Reasoning(a)), Event::Reasoning(b)) => a.push_str(&b),
-                (Some(Event::ToolCallArgs { index: i, text: a }), Event::ToolCallArgs { index: j, text: b })
-                    if *i == j =>
-                {
-                    a.push_str(&b)
-                }
-                (_, e) => out.push(e),
-            }
-        }
-        out
-    }
-
     /// Parses `text` whole and in every chunking by 1..=7 chars; all must agree.
     fn parse(format: &str, tools: Option<&str>, text: &str) -> ParseResult {
         let (events, whole) = run(format, tools, &[text]);
-        let reference = merged(events);
+        let reference = normalize(events);
         let chars: Vec<char> = text.chars().collect();
         for size in 1..=7 {
             let parts: Vec<String> = chars.chunks(size).map(|c| c.iter().collect()).collect();
             let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
             let (events, result) = run(format, tools, &refs);
             assert_eq!(result, whole, "chunk size {size} of {text:?}");
-            assert_eq!(merged(events), reference, "events, chunk size {size} of {text:?}");
+            assert_eq!(normalize(events), reference, "events, chunk size {size} of {text:?}");
         }
         whole
     }
