@@ -94,6 +94,37 @@ def test_feed_after_finish_raises() -> None:
     assert p.finish() == []
 
 
+def test_text_inputs_must_be_str_and_encodable() -> None:
+    p = StreamParser(format="hermes")
+    with pytest.raises(TypeError):
+        p.feed(b"<tool_call>")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        parse(None)  # type: ignore[arg-type]
+    # A lone surrogate cannot be UTF-8: a clear error, and the parser is still usable.
+    with pytest.raises(UnicodeEncodeError):
+        p.feed("caf\ud800")
+    with pytest.raises(UnicodeEncodeError):
+        parse("x\udfff")
+    events = p.feed(HERMES) + p.finish()
+    assert [e.kind for e in events if e.kind != "tool_call_args"] == [
+        "content",
+        "tool_call_start",
+        "tool_call_end",
+    ]
+    assert p.result().tool_calls[0].name == "get_weather"
+
+
+def test_events_are_fresh_lists_that_callers_may_keep() -> None:
+    p = StreamParser(format="hermes")
+    first = p.feed('<tool_call>\n{"name": "f", "arguments": {"a": "x')
+    second = p.feed('yz"}}\n</tool_call>')
+    assert first is not second
+    kept = list(first)
+    p.finish()
+    assert first == kept  # later feeds never change a list already returned
+    assert "".join(e.text or "" for e in first + second if e.kind == "tool_call_args") == '{"a":"xyz"}'
+
+
 def test_undeclared_tool_stays_content(weather_tools: list[dict[str, Any]]) -> None:
     text = '<tool_call>{"name": "delete_everything", "arguments": {}}</tool_call>'
     r = parse(text, tools=weather_tools, format="hermes")

@@ -1,11 +1,13 @@
 //! `toolmend._core`: PyO3 bindings over `toolmend-core`. Argument conversion, error
 //! mapping and result objects only; all parsing lives in the core crate.
 
+use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::Value;
@@ -169,8 +171,6 @@ fn tools_arg(tools: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<core::Tool
 #[pyclass(module = "toolmend._core", frozen, eq)]
 #[derive(PartialEq)]
 struct Event {
-    /// `content`, `reasoning`, `tool_call_start`, `tool_call_args` or `tool_call_end`.
-    #[pyo3(get)]
     kind: &'static str,
     /// Text of content, reasoning and argument events; `None` otherwise.
     #[pyo3(get)]
@@ -188,6 +188,21 @@ struct Event {
 
 #[pymethods]
 impl Event {
+    /// `content`, `reasoning`, `tool_call_start`, `tool_call_args` or `tool_call_end`.
+    #[getter]
+    fn kind<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        // Interned: reading the kind of every event allocates nothing.
+        let s = match self.kind {
+            "content" => intern!(py, "content"),
+            "reasoning" => intern!(py, "reasoning"),
+            "tool_call_start" => intern!(py, "tool_call_start"),
+            "tool_call_args" => intern!(py, "tool_call_args"),
+            "tool_call_end" => intern!(py, "tool_call_end"),
+            other => return PyString::new(py, other),
+        };
+        s.clone()
+    }
+
     fn __repr__(&self) -> String {
         let text = opt_repr(self.text.as_deref());
         let index = self.index.map_or_else(|| "None".to_string(), |i| i.to_string());
@@ -409,11 +424,49 @@ fn events(r: Result<Vec<core::Event>, core::ParseError>) -> PyResult<Vec<Event>>
     Ok(r.map_err(map_parse_error)?.into_iter().map(Event::from).collect())
 }
 
+/// Empties `buf` into a new Python list of events (the per-delta path: no other allocation).
+fn event_list<'py>(py: Python<'py>, buf: &mut Vec<core::Event>) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, buf.drain(..).map(Event::from))
+}
+
+/// The UTF-8 text of a Python `str`, borrowed from the string object where the interpreter
+/// allows it. Under abi3 for Python 3.9, PyO3 copies every `&str` argument through a
+/// temporary `bytes` object; `PyUnicode_AsUTF8AndSize` (stable ABI since 3.10, exported by
+/// CPython since 3.3) returns the string's cached UTF-8 instead. Windows' `python3.dll` of
+/// 3.9 does not export it, so there the copy stays.
+fn utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Cow<'a, str>> {
+    #[cfg(not(windows))]
+    {
+        extern "C" {
+            fn PyUnicode_AsUTF8AndSize(
+                unicode: *mut pyo3::ffi::PyObject,
+                size: *mut pyo3::ffi::Py_ssize_t,
+            ) -> *const std::os::raw::c_char;
+        }
+        let mut size: pyo3::ffi::Py_ssize_t = 0;
+        // SAFETY: `s` is a live str; the returned buffer is owned by it, stays valid and
+        // unchanged while it lives (str is immutable), and is valid UTF-8 when not NULL.
+        let data = unsafe { PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut size) };
+        if data.is_null() {
+            return Err(PyErr::fetch(s.py()));
+        }
+        let len = usize::try_from(size).unwrap_or(0);
+        let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) };
+        Ok(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) }))
+    }
+    #[cfg(windows)]
+    {
+        s.to_cow()
+    }
+}
+
 /// Incremental parser: `feed(delta)` any chunking, then `finish()`; `result()` equals
 /// `parse()` of the whole text.
 #[pyclass(module = "toolmend._core")]
 struct StreamParser {
     inner: core::StreamParser,
+    /// Reused event buffer of the per-delta calls.
+    buf: Vec<core::Event>,
 }
 
 #[pymethods]
@@ -435,13 +488,21 @@ impl StreamParser {
         guarded("StreamParser()", || {
             Ok(StreamParser {
                 inner: core::StreamParser::new(opts).map_err(map_parse_error)?,
+                buf: Vec::new(),
             })
         })
     }
 
     /// Feeds a delta; returns the events it completes.
-    fn feed(&mut self, delta: &str) -> PyResult<Vec<Event>> {
-        guarded("feed", || events(self.inner.feed(delta)))
+    fn feed<'py>(&mut self, delta: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyList>> {
+        let text = utf8(delta)?;
+        let (inner, buf) = (&mut self.inner, &mut self.buf);
+        let fed = guarded("feed", || inner.feed_into(&text, buf).map_err(map_parse_error));
+        if let Err(e) = fed {
+            buf.clear();
+            return Err(e);
+        }
+        event_list(delta.py(), buf)
     }
 
     /// Ends the output: flushes held-back text and closes an open call.
@@ -457,8 +518,17 @@ impl StreamParser {
     }
 
     /// Feeds a fragment of the open structured call's arguments.
-    fn call_args(&mut self, fragment: &str) -> PyResult<Vec<Event>> {
-        guarded("call_args", || events(self.inner.call_args(fragment)))
+    fn call_args<'py>(&mut self, fragment: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyList>> {
+        let text = utf8(fragment)?;
+        let (inner, buf) = (&mut self.inner, &mut self.buf);
+        let fed = guarded("call_args", || {
+            inner.call_args_into(&text, buf).map_err(map_parse_error)
+        });
+        if let Err(e) = fed {
+            buf.clear();
+            return Err(e);
+        }
+        event_list(fragment.py(), buf)
     }
 
     /// Ends the open structured call.
@@ -478,7 +548,7 @@ impl StreamParser {
 #[pyo3(signature = (text, tools=None, format="auto".to_string(), model=None, *, repair=true, in_reasoning=false, id_seed=None, coerce=true, validate=true))]
 fn parse(
     py: Python<'_>,
-    text: &str,
+    text: &Bound<'_, PyString>,
     tools: Option<&Bound<'_, PyAny>>,
     format: Option<String>,
     model: Option<String>,
@@ -489,6 +559,8 @@ fn parse(
     validate: bool,
 ) -> PyResult<ParseResult> {
     let opts = options(tools, format, model, repair, in_reasoning, id_seed, coerce, validate)?;
+    let text = utf8(text)?;
+    let text: &str = &text;
     let run = || guarded("parse", || core::parse(text, opts).map_err(map_parse_error));
     let r = if text.len() >= RELEASE_GIL_ABOVE {
         py.allow_threads(run)
@@ -527,7 +599,9 @@ impl RepairResult {
 /// Mends model-written JSON into strict JSON (raises `ToolmendError` when the text holds no
 /// JSON value at all).
 #[pyfunction]
-fn repair_json(py: Python<'_>, text: &str) -> PyResult<RepairResult> {
+fn repair_json(py: Python<'_>, text: &Bound<'_, PyString>) -> PyResult<RepairResult> {
+    let text = utf8(text)?;
+    let text: &str = &text;
     let run = || {
         guarded("repair_json", || {
             core::repair_json(text).map_err(|e| ToolmendError::new_err(e.to_string()))

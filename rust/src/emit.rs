@@ -392,6 +392,12 @@ impl Emitter {
         std::mem::take(&mut self.events)
     }
 
+    /// Moves the events produced since the last call to `dst`, keeping this buffer's
+    /// allocation for the next ones.
+    pub fn move_events(&mut self, dst: &mut Vec<Event>) {
+        dst.append(&mut self.events);
+    }
+
     /// End of output: drops held whitespace.
     pub fn finish(&mut self) {
         self.held = [String::new(), String::new()];

@@ -313,11 +313,7 @@ impl Scanner {
                     let newline_ends = quote != b'"' && self.dialect == Dialect::Python && !self.triple;
                     // The run ends at the quote, a backslash or (single-line Python) a newline.
                     let rest = &bytes[i..];
-                    let found = if newline_ends {
-                        memchr::memchr3(quote, b'\\', b'\n', rest)
-                    } else {
-                        memchr::memchr2(quote, b'\\', rest)
-                    };
+                    let found = find_string_stop(rest, quote, newline_ends);
                     i = found.map_or(bytes.len(), |k| i + k);
                     if i > run_start {
                         let part = &input[run_start..i];
@@ -1308,6 +1304,24 @@ static NEEDS_ESCAPE: [bool; 256] = {
     t[b'\\' as usize] = true;
     t
 };
+
+/// Where a run of ordinary string characters in `rest` ends: at the quote, a backslash or
+/// (when `newline_ends`) a newline. Streamed deltas are a few bytes long, where a plain loop
+/// beats memchr's vector set-up; long inputs (whole parses) get memchr.
+#[inline]
+fn find_string_stop(rest: &[u8], quote: u8, newline_ends: bool) -> Option<usize> {
+    const SHORT: usize = 32;
+    if rest.len() < SHORT {
+        return rest
+            .iter()
+            .position(|&b| b == quote || b == b'\\' || (newline_ends && b == b'\n'));
+    }
+    if newline_ends {
+        memchr::memchr3(quote, b'\\', b'\n', rest)
+    } else {
+        memchr::memchr2(quote, b'\\', rest)
+    }
+}
 
 /// True when `bytes` holds a control character (below 0x20), eight bytes at a time.
 fn has_control(bytes: &[u8]) -> bool {

@@ -143,18 +143,35 @@ impl StreamParser {
 
     /// Feeds a delta; returns the events it completes.
     pub fn feed(&mut self, delta: &str) -> Result<Vec<Event>, ParseError> {
+        let mut events = Vec::new();
+        self.feed_into(delta, &mut events)?;
+        Ok(events)
+    }
+
+    /// Like [`StreamParser::feed`], but appends the events to `events`, so that a caller
+    /// feeding many small deltas can reuse one buffer.
+    pub fn feed_into(&mut self, delta: &str, events: &mut Vec<Event>) -> Result<(), ParseError> {
         if self.finished {
             return Err(ParseError::Finished);
         }
         if delta.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        self.pending.push_str(delta);
         if self.native.is_some() {
             // Text while a structured call is open waits for it to end.
-            return Ok(Vec::new());
+            self.pending.push_str(delta);
+            return Ok(());
         }
-        self.run_family();
+        if self.pending.is_empty() {
+            // Nothing held back: the family reads the delta itself, and only what it leaves
+            // is copied (usually nothing).
+            let n = feed_family(&mut *self.family, &mut self.out, self.offset, self.last_byte, delta);
+            self.advance(delta, n);
+            self.pending.push_str(&delta[n..]);
+        } else {
+            self.pending.push_str(delta);
+            self.run_family();
+        }
         if self.pending.len() > MAX_PENDING {
             // Nothing decidable for a megabyte: treat it as the end of output.
             self.out.diag(
@@ -163,20 +180,27 @@ impl StreamParser {
                 self.offset + self.pending.len(),
                 "undecidable text over the hold-back limit was flushed",
             );
-            return self.finish();
+            events.append(&mut self.finish()?);
+            return Ok(());
         }
         self.drain_queued();
-        Ok(self.out.take_events())
+        self.out.move_events(events);
+        Ok(())
     }
 
     fn run_family(&mut self) {
-        self.out.base = self.offset;
-        self.out.before = self.last_byte;
-        let n = self.family.feed(&self.pending, false, &mut self.out);
-        if n > 0 {
-            self.last_byte = Some(self.pending.as_bytes()[n - 1]);
-        }
+        let pending = std::mem::take(&mut self.pending);
+        let n = feed_family(&mut *self.family, &mut self.out, self.offset, self.last_byte, &pending);
+        self.advance(&pending, n);
+        self.pending = pending;
         self.pending.drain(..n);
+    }
+
+    /// Notes that the first `n` bytes of `input` were consumed.
+    fn advance(&mut self, input: &str, n: usize) {
+        if n > 0 {
+            self.last_byte = Some(input.as_bytes()[n - 1]);
+        }
         self.offset += n;
     }
 
@@ -194,10 +218,26 @@ impl StreamParser {
 
     /// Feeds a fragment of the open structured call's arguments (ignored when none is open).
     pub fn call_args(&mut self, fragment: &str) -> Result<Vec<Event>, ParseError> {
+        let mut events = Vec::new();
+        self.call_args_into(fragment, &mut events)?;
+        Ok(events)
+    }
+
+    /// Like [`StreamParser::call_args`], but appends the events to `events`.
+    pub fn call_args_into(&mut self, fragment: &str, events: &mut Vec<Event>) -> Result<(), ParseError> {
         if fragment.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        self.native_input(NativeInput::Args(fragment.to_string()))
+        if self.finished {
+            return Err(ParseError::Finished);
+        }
+        if self.must_queue_native() {
+            self.queued.push(NativeInput::Args(fragment.to_string()));
+        } else if let Some(open) = self.native.as_mut() {
+            open.args(fragment, &mut self.out);
+        }
+        self.out.move_events(events);
+        Ok(())
     }
 
     /// Ends the open structured call (arguments that broke off are closed).
@@ -209,13 +249,18 @@ impl StreamParser {
         if self.finished {
             return Err(ParseError::Finished);
         }
-        if self.native.is_none() && (self.out.in_call() || !self.queued.is_empty()) {
-            // A call written as text is open: structured calls follow it, never interleave.
+        if self.must_queue_native() {
             self.queued.push(input);
         } else {
             self.apply_native(input);
         }
         Ok(self.out.take_events())
+    }
+
+    /// A call written as text is open (or structured input already waits for one):
+    /// structured calls follow it, never interleave.
+    fn must_queue_native(&self) -> bool {
+        self.native.is_none() && (self.out.in_call() || !self.queued.is_empty())
     }
 
     fn apply_native(&mut self, input: NativeInput) {
@@ -284,6 +329,14 @@ impl StreamParser {
     pub fn result(&self) -> ParseResult {
         self.out.result(self.fixed_format.or(self.out.format))
     }
+}
+
+/// Feeds `input` (which starts at byte `offset` of the output, after `before`) to the
+/// family; returns how many bytes it consumed.
+fn feed_family(family: &mut dyn Family, out: &mut Emitter, offset: usize, before: Option<u8>, input: &str) -> usize {
+    out.base = offset;
+    out.before = before;
+    family.feed(input, false, out)
 }
 
 /// Parses a whole output: the streaming parser fed once.

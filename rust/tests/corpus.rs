@@ -193,8 +193,13 @@ fn chunks(text: &str, mode: u64) -> Vec<&str> {
 fn stream(case: &Case, format: Option<&str>, parts: &[&str]) -> (Vec<Event>, ParseResult) {
     let mut p = StreamParser::new(options(case, format)).expect("parser");
     let mut events = Vec::new();
-    for part in parts {
-        events.extend(p.feed(part).expect("feed"));
+    for (i, part) in parts.iter().enumerate() {
+        // Both entry points: `feed` returns new vectors, `feed_into` appends to one buffer.
+        if i % 2 == 0 {
+            events.extend(p.feed(part).expect("feed"));
+        } else {
+            p.feed_into(part, &mut events).expect("feed_into");
+        }
     }
     events.extend(p.finish().expect("finish"));
     (events, p.result())

@@ -634,9 +634,15 @@ impl Family for Envelope {
                         };
                         scanner.feed(&input[pos..], &mut sink)
                     };
-                    let repairs: Vec<_> = scanner.repairs.drain(..).collect();
-                    let stop_at = self.sink.stop.then_some(self.sink.stop_at);
-                    out.diags(repairs.into_iter().filter(|r| stop_at.is_none_or(|s| r.start <= s)));
+                    if !scanner.repairs.is_empty() {
+                        let stop_at = self.sink.stop.then_some(self.sink.stop_at);
+                        out.diags(
+                            scanner
+                                .repairs
+                                .drain(..)
+                                .filter(|r| stop_at.is_none_or(|s| r.start <= s)),
+                        );
+                    }
                     if self.sink.stop {
                         // Not a call after all: what was read is prose.
                         let consumed = match progress {
