@@ -124,7 +124,8 @@ fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
     )))
 }
 
-/// A prepared tools list, reusable across parses (saves converting it every time).
+/// A prepared tools list, reusable across parses: converted once, and every tool's JSON
+/// Schema validator compiled when it is built (not when a stream's first call ends).
 #[pyclass(module = "toolmend._core", frozen)]
 struct Tools {
     inner: Arc<core::ToolSet>,
@@ -136,6 +137,10 @@ impl Tools {
     fn new(tools: &Bound<'_, PyAny>) -> PyResult<Self> {
         let v = to_json(tools, 0)?;
         let set = core::ToolSet::from_json(&v).map_err(|e| InvalidToolsError::new_err(e.to_string()))?;
+        guarded("Tools()", || {
+            set.compile_validators();
+            Ok(())
+        })?;
         Ok(Tools { inner: Arc::new(set) })
     }
 

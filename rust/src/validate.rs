@@ -114,6 +114,14 @@ impl Validators {
         }
     }
 
+    /// Compiles the validator of every tool now (`schemas` in tool order) instead of on
+    /// first use.
+    pub(crate) fn compile_all<'a>(&self, schemas: impl Iterator<Item = &'a Value>) {
+        for (slot, schema) in self.slots.iter().zip(schemas) {
+            slot.get_or_init(|| compile(schema));
+        }
+    }
+
     /// Checks `arguments` against `schema`, the schema of the tool at `index`.
     pub(crate) fn check(&self, index: usize, schema: &Value, arguments: &Value) -> Checked {
         let uncached;
@@ -428,5 +436,15 @@ mod tests {
         assert!(matches!(t.check("f", &json!({})), Checked::Violations { .. }));
         assert!(format!("{:?}", c).contains("compiled: 1"));
         assert_eq!(t.check("nope", &json!({})), Checked::Valid);
+    }
+
+    #[test]
+    fn compile_validators_fills_every_slot_and_checks_alike() {
+        let t = tools(json!({"type": "object", "required": ["a"]}));
+        assert!(format!("{t:?}").contains("compiled: 0"));
+        t.compile_validators();
+        assert!(format!("{t:?}").contains("compiled: 1"), "{t:?}");
+        assert!(matches!(t.check("f", &json!({})), Checked::Violations { .. }));
+        assert_eq!(t.check("f", &json!({"a": 1})), Checked::Valid);
     }
 }
