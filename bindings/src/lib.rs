@@ -429,8 +429,18 @@ fn events(r: Result<Vec<core::Event>, core::ParseError>) -> PyResult<Vec<Event>>
     Ok(r.map_err(map_parse_error)?.into_iter().map(Event::from).collect())
 }
 
-/// Empties `buf` into a new Python list of events (the per-delta path: no other allocation).
-fn event_list<'py>(py: Python<'py>, buf: &mut Vec<core::Event>) -> PyResult<Bound<'py, PyList>> {
+/// Runs a per-delta core call that appends its events to `buf`, then empties `buf` into a
+/// new Python list (no other allocation per delta).
+fn fill_list<'py>(
+    py: Python<'py>,
+    what: &str,
+    buf: &mut Vec<core::Event>,
+    call: impl FnOnce(&mut Vec<core::Event>) -> Result<(), core::ParseError>,
+) -> PyResult<Bound<'py, PyList>> {
+    if let Err(e) = guarded(what, || call(buf).map_err(map_parse_error)) {
+        buf.clear();
+        return Err(e);
+    }
     PyList::new(py, buf.drain(..).map(Event::from))
 }
 
@@ -501,13 +511,8 @@ impl StreamParser {
     /// Feeds a delta; returns the events it completes.
     fn feed<'py>(&mut self, delta: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyList>> {
         let text = utf8(delta)?;
-        let (inner, buf) = (&mut self.inner, &mut self.buf);
-        let fed = guarded("feed", || inner.feed_into(&text, buf).map_err(map_parse_error));
-        if let Err(e) = fed {
-            buf.clear();
-            return Err(e);
-        }
-        event_list(delta.py(), buf)
+        let inner = &mut self.inner;
+        fill_list(delta.py(), "feed", &mut self.buf, |buf| inner.feed_into(&text, buf))
     }
 
     /// Ends the output: flushes held-back text and closes an open call.
@@ -525,15 +530,10 @@ impl StreamParser {
     /// Feeds a fragment of the open structured call's arguments.
     fn call_args<'py>(&mut self, fragment: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyList>> {
         let text = utf8(fragment)?;
-        let (inner, buf) = (&mut self.inner, &mut self.buf);
-        let fed = guarded("call_args", || {
-            inner.call_args_into(&text, buf).map_err(map_parse_error)
-        });
-        if let Err(e) = fed {
-            buf.clear();
-            return Err(e);
-        }
-        event_list(fragment.py(), buf)
+        let inner = &mut self.inner;
+        fill_list(fragment.py(), "call_args", &mut self.buf, |buf| {
+            inner.call_args_into(&text, buf)
+        })
     }
 
     /// Ends the open structured call.
