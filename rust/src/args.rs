@@ -365,6 +365,11 @@ impl ArgsWriter {
         std::mem::take(&mut self.out)
     }
 
+    /// True when repairs or coercions wait to be taken.
+    pub fn has_diags(&self) -> bool {
+        !self.diags.is_empty()
+    }
+
     /// Takes the diagnostics recorded so far.
     pub fn take_diags(&mut self) -> Vec<Repair> {
         std::mem::take(&mut self.diags)

@@ -100,7 +100,8 @@ enum Mode {
     Failed,
 }
 
-/// Resumable scanner for one JSON value. See the module docs.
+/// Resumable scanner for one JSON value. See the module docs. It is a few hundred bytes:
+/// families keep it boxed, since they take it out and put it back on every feed.
 #[derive(Debug)]
 pub struct Scanner {
     dialect: Dialect,

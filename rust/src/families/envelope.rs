@@ -297,7 +297,9 @@ impl TokenSink for EnvSink<'_> {
                 if el.started {
                     self.out.args(&el.writer.out);
                     el.writer.out.clear();
-                    self.out.diags(el.writer.take_diags());
+                    if el.writer.has_diags() {
+                        self.out.diags(el.writer.take_diags());
+                    }
                 }
                 return;
             }
@@ -461,7 +463,7 @@ pub struct Envelope {
     raw: String,
     /// Whitespace/separators read after a value, not yet known to be markup or prose.
     gap: String,
-    scanner: Option<Scanner>,
+    scanner: Option<Box<Scanner>>,
     sink: SinkState,
     lenient: bool,
 }
@@ -611,7 +613,7 @@ impl Family for Envelope {
                     let b = bytes[i];
                     if b == b'{' || b == b'[' {
                         self.gap.clear();
-                        self.scanner = Some(Scanner::new(Dialect::Json, self.lenient, out.base + i));
+                        self.scanner = Some(Box::new(Scanner::new(Dialect::Json, self.lenient, out.base + i)));
                         self.sink.depth = 0;
                         self.sink.elem_depth = None;
                         self.state = State::Value;

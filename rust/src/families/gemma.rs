@@ -105,7 +105,7 @@ struct Body {
     key_at: usize,
     /// Schema kind of the current top-level value.
     kind: ValueKind,
-    sub: Option<Scanner>,
+    sub: Option<Box<Scanner>>,
 }
 
 impl Body {
@@ -318,7 +318,7 @@ impl Body {
                     match c {
                         b'"' => {
                             self.pending.clear();
-                            self.sub = Some(Scanner::new(Dialect::Json, self.lenient, here));
+                            self.sub = Some(Box::new(Scanner::new(Dialect::Json, self.lenient, here)));
                             self.mode = Mode::JsonStr;
                         }
                         b'\'' => {
@@ -420,7 +420,7 @@ impl Body {
                             if !sc.is_done() {
                                 // A strict scanner stops at invalid string text: close the
                                 // string to stay valid JSON.
-                                self.close_sub(sc, at + i, out);
+                                self.close_sub(*sc, at + i, out);
                             }
                             self.mode = Mode::After;
                         }
@@ -621,7 +621,7 @@ impl Body {
             }
             Mode::JsonStr => {
                 if let Some(sc) = self.sub.take() {
-                    self.close_sub(sc, at, out);
+                    self.close_sub(*sc, at, out);
                 }
             }
             Mode::SingleStr { .. } => {

@@ -89,7 +89,7 @@ pub struct Harmony {
     header_start: usize,
     /// The call's name (when the message has a recipient).
     name: String,
-    scanner: Option<Scanner>,
+    scanner: Option<Box<Scanner>>,
     args: Args,
     /// Span of text dropped after a call's arguments (reported once per message).
     junk: Option<(usize, usize)>,
@@ -344,7 +344,7 @@ impl Family for Harmony {
                                 w: ArgsWriter::new(out.args_schema(&declared)),
                                 ..Args::default()
                             };
-                            self.scanner = Some(Scanner::new(Dialect::Json, self.lenient, out.base + i));
+                            self.scanner = Some(Box::new(Scanner::new(Dialect::Json, self.lenient, out.base + i)));
                             self.state = State::Call;
                             pos = i;
                         }

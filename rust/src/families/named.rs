@@ -597,7 +597,7 @@ struct Call {
     word1: String,
     name: String,
     lang: usize,
-    scanner: Option<Scanner>,
+    scanner: Option<Box<Scanner>>,
     args: ArgState,
     /// Repairs of a call not decided yet.
     repairs: Vec<Repair>,
@@ -929,7 +929,7 @@ impl Named {
                 }
             }
         }
-        self.call.scanner = Some(Scanner::new(Dialect::Json, self.lenient, abs));
+        self.call.scanner = Some(Box::new(Scanner::new(Dialect::Json, self.lenient, abs)));
         self.state = State::Args;
     }
 

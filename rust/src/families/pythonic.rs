@@ -184,7 +184,7 @@ pub struct Pythonic {
     word: String,
     /// Absolute offset where `word` starts.
     word_start: usize,
-    scanner: Option<Scanner>,
+    scanner: Option<Box<Scanner>>,
     val: Val,
     json: JsonCalls,
 }
@@ -373,7 +373,7 @@ impl Pythonic {
     }
 
     fn start_value(&mut self, at: usize, out: &mut Emitter) {
-        self.scanner = Some(Scanner::new(Dialect::Python, self.lenient, at));
+        self.scanner = Some(Box::new(Scanner::new(Dialect::Python, self.lenient, at)));
         self.val = Val::default();
         if self.call.open {
             if let Some(key) = self.call.keys.last() {
@@ -516,7 +516,7 @@ impl Pythonic {
                         self.region.committed = true;
                         self.region.raw.clear();
                         self.json = JsonCalls::default();
-                        self.scanner = Some(Scanner::new(Dialect::Json, self.lenient, out.base + i));
+                        self.scanner = Some(Box::new(Scanner::new(Dialect::Json, self.lenient, out.base + i)));
                         self.state = State::Json;
                         return Flow::Go(i);
                     }

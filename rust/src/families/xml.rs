@@ -302,7 +302,7 @@ pub struct Xml {
     /// The value being read is dropped (a parameter the schema forbids).
     v_drop: bool,
     // JSON body.
-    scanner: Option<Scanner>,
+    scanner: Option<Box<Scanner>>,
     body: BodySink,
     body_first: bool,
 }
@@ -1215,7 +1215,8 @@ impl Family for Xml {
                     if let Some(k) = text.find(|c: char| !c.is_whitespace()) {
                         if !self.body_seen && spec.json_body && self.n_params == 0 && text[k..].starts_with('{') {
                             self.body_seen = true;
-                            self.scanner = Some(Scanner::new(Dialect::Json, self.lenient, out.base + pos + k));
+                            self.scanner =
+                                Some(Box::new(Scanner::new(Dialect::Json, self.lenient, out.base + pos + k)));
                             self.body = BodySink {
                                 w: ArgsWriter::new(out.args_schema(&self.call_name)),
                                 ..BodySink::default()
