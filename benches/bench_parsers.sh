@@ -4,12 +4,22 @@
 # Sets up the bench-anchors venv as its run.sh does (../shared/bench-anchors/venv, `pip install
 # --no-deps -r requirements.lock`), installs the newest toolmend wheel from target/wheels/ into it
 # (`maturin build --release` first if there is none, or with --rebuild), generates the workloads
-# if missing, then runs benches/bench_parsers.py. Env: ANCHORS_DIR, ANCHOR_VENV,
+# if missing, then runs benches/bench_parsers.py. When ../shared/bench-anchors is read-only, it
+# is copied (without venv/ and data/) to ANCHORS_WORK (default target/bench-anchors) and the venv
+# and workloads are made there. Env: ANCHORS_DIR, ANCHORS_WORK, ANCHOR_VENV,
 # ANCHOR_W1_TIMEOUT_S (90), ANCHOR_W2_BUDGET_S (40). Results: benches/results/.
 set -euo pipefail
 BENCHES=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$BENCHES")
 export ANCHORS_DIR=${ANCHORS_DIR:-$(cd "$ROOT/../shared/bench-anchors" && pwd)}
+if [ ! -w "$ANCHORS_DIR" ]; then
+  WORK=${ANCHORS_WORK:-$ROOT/target/bench-anchors}
+  mkdir -p "$WORK"
+  # the harness's own files, unchanged (writable copies, so gen.py can write data/ beside them)
+  (cd "$ANCHORS_DIR" && find . -path ./venv -prune -o -path ./data -prune -o -type f -print) |
+    while read -r f; do mkdir -p "$WORK/$(dirname "$f")"; cp -f "$ANCHORS_DIR/$f" "$WORK/$f"; chmod u+w "$WORK/$f"; done
+  export ANCHORS_DIR=$WORK
+fi
 VENV=${ANCHOR_VENV:-$ANCHORS_DIR/venv}
 PY=$VENV/bin/python
 

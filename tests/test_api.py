@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,43 @@ def test_events_are_fresh_lists_that_callers_may_keep() -> None:
     p.finish()
     assert first == kept  # later feeds never change a list already returned
     assert "".join(e.text or "" for e in first + second if e.kind == "tool_call_args") == '{"a":"xyz"}'
+
+
+@pytest.mark.parametrize("method", ["feed", "call_args"])
+def test_per_delta_methods_take_every_call_shape(method: str) -> None:
+    """feed/call_args run without an argument tuple on Python >= 3.10 (a METH_FASTCALL method
+    installed over PyO3's); keywords, wrong types and wrong counts behave as PyO3's method."""
+    descriptor = getattr(StreamParser, method)
+    assert descriptor.__doc__ and descriptor.__doc__.strip()
+    param = "delta" if method == "feed" else "fragment"
+    assert list(inspect.signature(descriptor).parameters) == ["self", param]
+
+    def fresh() -> StreamParser:
+        p = StreamParser(format="hermes")
+        if method == "call_args":
+            p.call_start("f")
+        return p
+
+    whole = "".join(e.text or "" for e in getattr(fresh(), method)('{"a": "xyz"}'))
+    for call in (
+        lambda p: getattr(p, method)('{"a": "xyz"}'),
+        lambda p: getattr(p, method)(**{param: '{"a": "xyz"}'}),
+        lambda p: getattr(StreamParser, method)(p, '{"a": "xyz"}'),
+    ):
+        assert "".join(e.text or "" for e in call(fresh())) == whole
+    p = fresh()
+    for bad, message in (
+        ((), "missing 1 required positional argument"),
+        (("a", "b"), "positional arguments but 2 were given"),
+        ((3,), f"argument '{param}'"),
+    ):
+        with pytest.raises(TypeError, match=message):
+            getattr(p, method)(*bad)
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        getattr(p, method)(text="a")
+    with pytest.raises(TypeError):
+        getattr(StreamParser, method)(object(), "a")
+    assert "".join(e.text or "" for e in getattr(p, method)('{"a": "xyz"}')) == whole
 
 
 def test_undeclared_tool_stays_content(weather_tools: list[dict[str, Any]]) -> None:
