@@ -542,8 +542,11 @@ impl StreamParser {
     }
 
     /// The result so far (complete after `finish()`).
-    fn result(&self) -> PyResult<ParseResult> {
-        guarded("result", || Ok(self.inner.result().into()))
+    fn result(&mut self) -> PyResult<ParseResult> {
+        guarded("result", || {
+            self.inner.validate_ended();
+            Ok(self.inner.result().into())
+        })
     }
 }
 

@@ -102,8 +102,11 @@ pub struct Emitter {
     validate: bool,
     /// Span of the last accepted call header (opening markup to the end of the name).
     name_span: Option<(usize, usize)>,
-    /// Span of the open call's header, for its validation diagnostics.
-    call_span: (usize, usize),
+    /// Per call, the span of its header, for its validation diagnostics.
+    call_spans: Vec<(usize, usize)>,
+    /// How many calls (from the first) were validated: calls are validated when the output
+    /// ends or the result is asked for, not inside the feed that ends them.
+    validated: usize,
 }
 
 impl Emitter {
@@ -127,7 +130,8 @@ impl Emitter {
             coerce: true,
             validate: true,
             name_span: None,
-            call_span: (0, 0),
+            call_spans: Vec::new(),
+            validated: 0,
         }
     }
 
@@ -300,7 +304,7 @@ impl Emitter {
             name: name.to_string(),
         });
         self.open_call = Some(index);
-        self.call_span = self.name_span.take().unwrap_or((0, 0));
+        self.call_spans.push(self.name_span.take().unwrap_or((0, 0)));
         index
     }
 
@@ -326,21 +330,40 @@ impl Emitter {
         });
     }
 
-    /// Ends the open call (and validates its arguments, see [`Emitter::set_validate`]).
+    /// Ends the open call. Its arguments are validated later, by
+    /// [`Emitter::validate_ended`] (see [`Emitter::set_validate`]).
     pub fn end_call(&mut self) {
         if let Some(index) = self.open_call.take() {
             self.events.push(Event::ToolCallEnd { index });
-            if self.validate && validate::ENABLED {
-                self.validate_call(index);
-            }
         }
     }
 
-    /// Checks a finished call's arguments against its tool's schema and records one
+    /// The calls that are finished: all but an open last one.
+    fn ended_calls(&self) -> usize {
+        self.open_call.unwrap_or(self.calls.len())
+    }
+
+    /// Validates the finished calls not validated yet, recording their diagnostics. Done
+    /// once per call, when the output ends or the result is asked for: a feed that ends a
+    /// call stays as cheap as any other, and the result is the same.
+    pub fn validate_ended(&mut self) {
+        let ended = self.ended_calls();
+        for index in self.validated..ended {
+            let found = self.violations(index);
+            self.diagnostics.extend(found);
+        }
+        self.validated = self.validated.max(ended);
+    }
+
+    /// Checks a finished call's arguments against its tool's schema: one
     /// `schema_violation` diagnostic per violation (at the call header's span). Never
     /// changes the arguments.
-    fn validate_call(&mut self, index: usize) {
-        let Some(tools) = self.tools.clone() else { return };
+    fn violations(&self, index: usize) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        if !(self.validate && validate::ENABLED) {
+            return out;
+        }
+        let Some(tools) = self.tools.as_deref() else { return out };
         let call = &self.calls[index];
         let args = call.arguments.trim();
         let value = if args.is_empty() {
@@ -348,33 +371,38 @@ impl Emitter {
         } else {
             match serde_json::from_str(args) {
                 Ok(v) => v,
-                Err(_) => return, // not JSON: nothing to validate (families always write JSON)
+                Err(_) => return out, // not JSON: nothing to validate (families always write JSON)
             }
         };
-        let name = call.name.clone();
-        let (start, end) = self.call_span;
-        match tools.check(&name, &value) {
+        let name = &call.name;
+        let (start, end) = self.call_spans.get(index).copied().unwrap_or((0, 0));
+        let mut diag = |kind, message: String| {
+            out.push(Diagnostic {
+                kind,
+                start,
+                end,
+                message,
+            })
+        };
+        match tools.check(name, &value) {
             Checked::Valid => {}
             Checked::Violations { found, total } => {
                 for v in &found {
-                    self.diag(validate::SCHEMA_VIOLATION, start, end, validate::violation_message(&name, v));
+                    diag(validate::SCHEMA_VIOLATION, validate::violation_message(name, v));
                 }
                 if total > found.len() {
-                    self.diag(
+                    diag(
                         validate::VIOLATIONS_TRUNCATED,
-                        start,
-                        end,
                         format!("{} more schema violations in {name} arguments not reported", total - found.len()),
                     );
                 }
             }
-            Checked::InvalidSchema(why) => self.diag(
+            Checked::InvalidSchema(why) => diag(
                 validate::INVALID_SCHEMA,
-                start,
-                end,
                 format!("the parameters schema of {name} is not a valid JSON Schema ({why}); its arguments were not validated"),
             ),
         }
+        out
     }
 
     /// True while a call is open.
@@ -404,7 +432,8 @@ impl Emitter {
     }
 
     /// The result, consuming the emitter (no copies).
-    pub fn into_result(self, format: Option<&'static str>) -> ParseResult {
+    pub fn into_result(mut self, format: Option<&'static str>) -> ParseResult {
+        self.validate_ended();
         let mut diagnostics = self.diagnostics;
         diagnostics.sort_by(|a, b| (a.start, a.end, a.kind, &a.message).cmp(&(b.start, b.end, b.kind, &b.message)));
         ParseResult {
@@ -416,7 +445,8 @@ impl Emitter {
         }
     }
 
-    /// The result so far.
+    /// The result so far (finished calls not validated yet are validated for it, without
+    /// being marked: [`Emitter::validate_ended`] first saves repeating that).
     pub fn result(&self, format: Option<&'static str>) -> ParseResult {
         ParseResult {
             content: (!self.content.is_empty()).then(|| self.content.clone()),
@@ -426,6 +456,9 @@ impl Emitter {
             diagnostics: {
                 // Canonical order, whatever the chunking made the families report first.
                 let mut d = self.diagnostics.clone();
+                for index in self.validated..self.ended_calls() {
+                    d.extend(self.violations(index));
+                }
                 d.sort_by(|a, b| (a.start, a.end, a.kind, &a.message).cmp(&(b.start, b.end, b.kind, &b.message)));
                 d
             },

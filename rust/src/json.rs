@@ -324,6 +324,10 @@ impl Scanner {
                         }
                         if key {
                             self.word.push_str(part);
+                        } else if i >= bytes.len() && self.sbuf.is_empty() {
+                            // The run ends this input and nothing is buffered: it is the
+                            // feed's one string token already, without a copy.
+                            sink.token(Token::StringPart(part), self.base + self.pos);
                         } else {
                             self.buffer_part(part);
                         }

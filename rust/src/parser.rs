@@ -322,7 +322,15 @@ impl StreamParser {
             open.end(&mut self.out);
         }
         self.out.finish();
+        self.out.validate_ended();
         Ok(self.out.take_events())
+    }
+
+    /// Validates the calls finished so far against their tools' schemas, once each (the
+    /// end of the output does it; [`StreamParser::result`] does it for itself when asked
+    /// before). Calling it before asking for results mid-stream saves repeating that work.
+    pub fn validate_ended(&mut self) {
+        self.out.validate_ended();
     }
 
     /// The result so far (complete after [`StreamParser::finish`]).

@@ -398,6 +398,37 @@ mod tests {
     }
 
     #[test]
+    fn finished_calls_are_validated_once_whenever_the_result_is_asked() {
+        let first = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"days\": [3]}}\n</tool_call>";
+        let second = "\n<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"unit\": \"k\"";
+        let text = format!("{first}{second}}}}}</tool_call>");
+        let whole = run(&text, true, 0);
+        let mut p = crate::StreamParser::new(crate::Options {
+            format: Some("hermes".into()),
+            tools: Some(std::sync::Arc::new(ToolSet::from_json_str(WEATHER).expect("tools"))),
+            id_seed: Some(1),
+            ..crate::Options::default()
+        })
+        .expect("parser");
+        let count = |r: &crate::ParseResult| schema_diags(r).len();
+        p.feed(first).expect("feed");
+        // The first call has ended: its violations are in the result, before and after it
+        // was marked validated, and marking again adds nothing.
+        let asked = p.result();
+        assert_eq!(count(&asked), 2, "{:?}", asked.diagnostics);
+        p.validate_ended();
+        p.validate_ended();
+        assert_eq!(p.result(), asked);
+        // The second call is open: not validated yet.
+        p.feed(second).expect("feed");
+        assert_eq!(count(&p.result()), 2);
+        p.feed("}}</tool_call>").expect("feed");
+        assert_eq!(count(&p.result()), count(&whole));
+        p.finish().expect("finish");
+        assert_eq!(p.result(), whole);
+    }
+
+    #[test]
     fn valid_calls_and_no_tools_give_no_violation() {
         let text =
             r#"<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo", "days": 2, "unit": "c"}}</tool_call>"#;
