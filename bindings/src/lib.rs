@@ -177,9 +177,9 @@ fn tools_arg(tools: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<core::Tool
 #[derive(PartialEq)]
 struct Event {
     kind: &'static str,
-    /// Text of content, reasoning and argument events; `None` otherwise.
-    #[pyo3(get)]
-    text: Option<String>,
+    /// Text of content, reasoning and argument events; `None` otherwise (short fragments
+    /// are held inline: making an event allocates nothing but the object).
+    text: Option<core::Text>,
     /// The call index of tool-call events.
     #[pyo3(get)]
     index: Option<usize>,
@@ -193,6 +193,12 @@ struct Event {
 
 #[pymethods]
 impl Event {
+    /// Text of content, reasoning and argument events; `None` otherwise.
+    #[getter]
+    fn text<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyString>> {
+        self.text.as_deref().map(|t| PyString::new(py, t))
+    }
+
     /// `content`, `reasoning`, `tool_call_start`, `tool_call_args` or `tool_call_end`.
     #[getter]
     fn kind<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {

@@ -192,7 +192,7 @@ impl Emitter {
                 if let Some(Event::Content(last)) = self.events.last_mut() {
                     last.push_str(s);
                 } else {
-                    self.events.push(Event::Content(s.to_string()));
+                    self.events.push(Event::Content(s.into()));
                 }
             }
             Channel::Reasoning => {
@@ -203,7 +203,7 @@ impl Emitter {
                 if let Some(Event::Reasoning(last)) = self.events.last_mut() {
                     last.push_str(s);
                 } else {
-                    self.events.push(Event::Reasoning(s.to_string()));
+                    self.events.push(Event::Reasoning(s.into()));
                 }
             }
         }
@@ -324,10 +324,7 @@ impl Emitter {
                 return;
             }
         }
-        self.events.push(Event::ToolCallArgs {
-            index,
-            text: s.to_string(),
-        });
+        self.events.push(Event::ToolCallArgs { index, text: s.into() });
     }
 
     /// Ends the open call. Its arguments are validated later, by

@@ -16,18 +16,22 @@ pub struct Repair {
 /// What was noticed or mended while parsing (an alias kept for readability at call sites).
 pub type Diagnostic = Repair;
 
+/// Text of an event: fragments up to 24 bytes (most argument and content deltas) are kept
+/// inline, without a heap allocation.
+pub type Text = compact_str::CompactString;
+
 /// A streaming event. Text fragments of one kind may be split differently for different
 /// chunkings; concatenated, they are always the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// Text the user should see.
-    Content(String),
+    Content(Text),
     /// Reasoning ("thinking") text.
-    Reasoning(String),
+    Reasoning(Text),
     /// A tool call begins; its name is complete.
     ToolCallStart { index: usize, id: String, name: String },
     /// A fragment of a call's arguments (compact JSON text).
-    ToolCallArgs { index: usize, text: String },
+    ToolCallArgs { index: usize, text: Text },
     /// A call's arguments are complete.
     ToolCallEnd { index: usize },
 }

@@ -21,7 +21,7 @@ pub mod schema;
 pub mod tools;
 pub mod validate;
 
-pub use event::{Diagnostic, Event, ParseResult, Repair, ToolCall};
+pub use event::{Diagnostic, Event, ParseResult, Repair, Text, ToolCall};
 pub use parser::{parse, Options, ParseError, StreamParser};
 pub use repair::{repair_json, RepairError, RepairResult};
 pub use tools::ToolSet;
