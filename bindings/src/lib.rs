@@ -799,7 +799,7 @@ unsafe fn call_pyo3_method(
 }
 
 macro_rules! fastcall_method {
-    ($c_fn:ident, $body:ident, $pyo3_method:ident, $method:ident) => {
+    ($c_fn:ident, $body:ident, $pyo3_method:ident, $method:ident, $param:literal) => {
         unsafe extern "C" fn $c_fn(
             slf: *mut pyo3::ffi::PyObject,
             args: *const *mut pyo3::ffi::PyObject,
@@ -819,7 +819,18 @@ macro_rules! fastcall_method {
             nargs: pyo3::ffi::Py_ssize_t,
             kwnames: *mut pyo3::ffi::PyObject,
         ) -> PyResult<*mut pyo3::ffi::PyObject> {
-            if nargs == 1 && kwnames.is_null() {
+            // One argument, positional or named: `feed("…")` or `feed(delta="…")`.
+            let one = if kwnames.is_null() {
+                nargs == 1
+            } else {
+                nargs == 0
+                    && Bound::from_borrowed_ptr(py, kwnames)
+                        .downcast::<PyTuple>()
+                        .is_ok_and(|names| {
+                            names.len() == 1 && names.get_item(0).is_ok_and(|n| n.eq($param).unwrap_or(false))
+                        })
+            };
+            if one {
                 let this = Bound::from_borrowed_ptr(py, slf);
                 let arg = Bound::from_borrowed_ptr(py, *args);
                 if let (Ok(parser), Ok(text)) = (this.downcast::<StreamParser>(), arg.downcast::<PyString>()) {
@@ -831,8 +842,14 @@ macro_rules! fastcall_method {
     };
 }
 
-fastcall_method!(feed_fastcall, feed_fastcall_body, PYO3_FEED, feed);
-fastcall_method!(call_args_fastcall, call_args_fastcall_body, PYO3_CALL_ARGS, call_args);
+fastcall_method!(feed_fastcall, feed_fastcall_body, PYO3_FEED, feed, "delta");
+fastcall_method!(
+    call_args_fastcall,
+    call_args_fastcall_body,
+    PYO3_CALL_ARGS,
+    call_args,
+    "fragment"
+);
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
