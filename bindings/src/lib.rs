@@ -701,7 +701,7 @@ type FastCall = unsafe extern "C" fn(
 ) -> *mut pyo3::ffi::PyObject;
 
 /// The PyO3-generated methods replaced by [`install_fastcall`], called for anything but the
-/// common shape (one positional `str`), so that keywords and error messages stay PyO3's.
+/// common shape (one `str`, positional or by its name), so that error messages stay PyO3's.
 static PYO3_FEED: pyo3::sync::GILOnceCell<Py<PyAny>> = pyo3::sync::GILOnceCell::new();
 static PYO3_CALL_ARGS: pyo3::sync::GILOnceCell<Py<PyAny>> = pyo3::sync::GILOnceCell::new();
 
@@ -709,7 +709,8 @@ static PYO3_CALL_ARGS: pyo3::sync::GILOnceCell<Py<PyAny>> = pyo3::sync::GILOnceC
 /// of Python 3.9, where PyO3 must declare every method `METH_VARARGS` (a tuple per call,
 /// ~30 ns of a ~250 ns delta); on 3.10 and later, where `METH_FASTCALL` is in the stable
 /// ABI, the module swaps `StreamParser.feed` and `.call_args` for `METH_FASTCALL` methods
-/// that take one positional `str` directly and hand every other call to PyO3's method.
+/// that take one `str` (positional or by its name) directly and hand every other call to
+/// PyO3's method.
 fn install_fastcall(py: Python<'_>) -> PyResult<()> {
     if py.version_info() < (3, 10) {
         return Ok(());
@@ -781,17 +782,19 @@ unsafe fn call_pyo3_method(
     } else {
         Some(Bound::from_borrowed_ptr(py, kwnames).downcast_into::<PyTuple>()?)
     };
-    let nkw = names.as_ref().map_or(0, |t| t.len());
     let arg = |i: usize| Bound::from_borrowed_ptr(py, *args.add(i));
     let mut positional = vec![Bound::from_borrowed_ptr(py, slf)];
     positional.extend((0..nargs).map(arg));
-    let kwargs = PyDict::new(py);
-    if let Some(names) = names {
-        for (k, name) in names.iter().enumerate() {
-            kwargs.set_item(name, arg(nargs + k))?;
+    let kwargs = match names {
+        Some(names) if !names.is_empty() => {
+            let kwargs = PyDict::new(py);
+            for (k, name) in names.iter().enumerate() {
+                kwargs.set_item(name, arg(nargs + k))?;
+            }
+            Some(kwargs)
         }
-    }
-    let kwargs = (nkw > 0).then_some(kwargs);
+        _ => None,
+    };
     Ok(method
         .bind(py)
         .call(PyTuple::new(py, positional)?, kwargs.as_ref())?

@@ -349,7 +349,7 @@ impl Emitter {
             let found = self.violations(index);
             self.diagnostics.extend(found);
         }
-        self.validated = self.validated.max(ended);
+        self.validated = ended;
     }
 
     /// Checks a finished call's arguments against its tool's schema: one
