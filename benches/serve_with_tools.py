@@ -4,12 +4,14 @@ The shared harness (../shared/bench-anchors/proxy) sends plain chat requests, wh
 forwards untouched. This wrapper adds one tool to each request body before the proxy sees it,
 so the benchmark measures the mending path (every chunk parsed by the core and re-encoded).
 
-    python benches/serve_with_tools.py --backend URL --port N
+    python benches/serve_with_tools.py --backend URL --port N [--workers W]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -60,20 +62,30 @@ def with_tools(app: Any) -> Any:
     return wrapped
 
 
+def worker_app() -> Any:
+    """The wrapped app of one worker process (``--workers`` > 1)."""
+    return with_tools(create_app(load_settings(overrides={"backend_url": os.environ["BENCH_BACKEND_URL"]})))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", required=True)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--workers", type=int, default=1)
     a = ap.parse_args()
-    settings = load_settings(overrides={"backend_url": a.backend, "port": a.port})
+    options: dict[str, Any] = dict(
+        host="127.0.0.1", port=a.port, log_level="warning", loop="uvloop", http="httptools", access_log=False
+    )
+    if a.workers == 1:
+        uvicorn.run(with_tools(create_app(load_settings(overrides={"backend_url": a.backend}))), **options)
+        return
+    os.environ["BENCH_BACKEND_URL"] = a.backend
     uvicorn.run(
-        with_tools(create_app(settings)),
-        host="127.0.0.1",
-        port=a.port,
-        log_level="warning",
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
+        "serve_with_tools:worker_app",
+        factory=True,
+        workers=a.workers,
+        app_dir=str(Path(__file__).parent),
+        **options,
     )
 
 

@@ -143,12 +143,96 @@ def test_serve_runs_the_proxy_until_interrupted(tmp_path: Path) -> None:
     assert f"proxy for {b.url}/v1" in err
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_serve_with_workers_shares_the_port_and_sums_the_metrics() -> None:
+    """``--workers 2``: two processes answer on one port; /metrics counts every worker's
+    requests, whichever worker answers it."""
+    import signal
+    import time
+    import urllib.request
+
+    from toolmend.scripted import Script, ScriptedBackend, serve_in_thread
+
+    backend = ScriptedBackend({"m": Script(text='<tool_call>{"name": "f", "arguments": {}}</tool_call>')})
+    port = _free_port()
+    with serve_in_thread(backend.app) as b:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "toolmend", "serve", "--backend", b.url, "--port", str(port), "--workers", "2"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                        break
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline, "toolmend serve did not start"
+                    time.sleep(0.1)
+            assert len(_children(proc.pid)) >= 2  # uvicorn's worker processes (its supervisor is proc)
+            body = {
+                "model": "m",
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+            }
+            sent = 16
+            for _ in range(sent):  # a new connection each: the kernel hands them to either worker
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/v1/chat/completions", data=json.dumps(body).encode(), method="POST"
+                )
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    answer = json.loads(resp.read())
+                assert answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "f"
+            for _ in range(6):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+                    text = resp.read().decode()
+                counted = [
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith("toolmend_requests_total{") and 'status="200"' in line
+                ]
+                assert sum(counted) == sent, text
+                assert f'toolmend_tool_calls_total{{format="hermes",source="text"}} {float(sent)}' in text
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "(2 workers)" in err
+
+
 def test_serve_rejects_a_bad_config(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('port = "not a port"\n[formats]\n"x*" = "no_such_format"\n')
     r = run("serve", "--backend", "http://127.0.0.1:9", "--config", str(config), stdin="")
     assert r.returncode == 2
     assert "port" in r.stderr and "no_such_format" in r.stderr
+
+
+def test_serve_workers_come_from_flag_env_or_file_and_are_checked(tmp_path: Path) -> None:
+    from toolmend.config import load_settings
+
+    config = tmp_path / "toolmend.toml"
+    config.write_text("workers = 3\n")
+    assert load_settings(config, env={}).workers == 3
+    assert load_settings(config, env={"TOOLMEND_WORKERS": "4"}).workers == 4
+    assert load_settings(config, env={"TOOLMEND_WORKERS": "4"}, overrides={"workers": 2}).workers == 2
+    assert load_settings(env={}).workers == 1
+    r = run("serve", "--backend", "http://127.0.0.1:9", "--workers", "0", stdin="")
+    assert r.returncode == 2
+    assert "workers" in r.stderr and "greater than or equal to 1" in r.stderr
 
 
 def test_serve_says_what_it_tried_when_no_backend_answers(monkeypatch: pytest.MonkeyPatch) -> None:

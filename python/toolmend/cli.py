@@ -77,6 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "backend_url": args.backend,
         "host": args.host,
         "port": args.port,
+        "workers": args.workers,
         "api_key": args.api_key,
         "backend_api_key": args.backend_api_key,
         "middleware.recommended_sampling": True if args.recommended_sampling else None,
@@ -184,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", default=None, help="backend URL, e.g. http://127.0.0.1:8000/v1 (default: probe)")
     s.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=None, help="port to listen on (default 4000)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes serving requests (default 1); more spread the per-chunk work of many streams",
+    )
     s.add_argument("--config", default=None, help="TOML config file (default: $TOOLMEND_CONFIG)")
     s.add_argument("--api-key", default=None, help="key clients must send to use the proxy")
     s.add_argument("--backend-api-key", default=None, help="key sent to the backend instead of the client's")

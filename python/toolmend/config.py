@@ -8,6 +8,7 @@ Example ``toolmend.toml``::
     api_key = "sk-proxy"                       # clients must send this to use the proxy
     host = "127.0.0.1"
     port = 4000
+    workers = 1                                # processes serving requests (see docs/proxy.md)
 
     [timeouts]          # seconds
     connect = 5.0       # opening a connection to the backend
@@ -30,7 +31,7 @@ Example ``toolmend.toml``::
     "*mistral*" = "mistral_v11"
 
 Environment variables: ``TOOLMEND_BACKEND_URL``, ``TOOLMEND_BACKEND_API_KEY``,
-``TOOLMEND_API_KEY``, ``TOOLMEND_HOST``, ``TOOLMEND_PORT``, ``TOOLMEND_CONNECT_TIMEOUT``,
+``TOOLMEND_API_KEY``, ``TOOLMEND_HOST``, ``TOOLMEND_PORT``, ``TOOLMEND_WORKERS``, ``TOOLMEND_CONNECT_TIMEOUT``,
 ``TOOLMEND_READ_TIMEOUT``, ``TOOLMEND_MAX_REQUEST_BYTES``, ``TOOLMEND_MAX_ATTEMPTS``,
 ``TOOLMEND_RESPOND_TOOL``, ``TOOLMEND_RECOMMENDED_SAMPLING``, ``TOOLMEND_CONSTRAINED``,
 ``TOOLMEND_PROFILES``, ``TOOLMEND_CONFIG`` (the file) and
@@ -116,6 +117,7 @@ class Settings(BaseModel):
     api_key: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     limits: Limits = Field(default_factory=Limits)
     middleware: Middleware = Field(default_factory=Middleware)
@@ -182,6 +184,7 @@ _ENV: dict[str, tuple[str, ...]] = {
     "TOOLMEND_API_KEY": ("api_key",),
     "TOOLMEND_HOST": ("host",),
     "TOOLMEND_PORT": ("port",),
+    "TOOLMEND_WORKERS": ("workers",),
     "TOOLMEND_CONNECT_TIMEOUT": ("timeouts", "connect"),
     "TOOLMEND_READ_TIMEOUT": ("timeouts", "read"),
     "TOOLMEND_MAX_REQUEST_BYTES": ("limits", "max_request_bytes"),

@@ -1,9 +1,18 @@
-"""Prometheus metrics of one proxy app (its own registry, so several apps can coexist)."""
+"""Prometheus metrics of one proxy app (its own registry, so several apps can coexist).
+
+With several worker processes (``toolmend serve --workers N``) prometheus_client runs in its
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set before the workers start): each worker
+writes its values to files there, and :meth:`Metrics.render` sums every worker's files, so
+``/metrics`` says the same whichever worker answers it.
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from toolmend.proxy.chat import Outcome
 
@@ -69,4 +78,9 @@ class Metrics:
             self.diagnostics.labels(kind).inc()
 
     def render(self) -> bytes:
+        """The exposition text: this process's registry, or every worker's in multiprocess mode."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
         return generate_latest(self.registry)
