@@ -10,7 +10,6 @@ import time
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from typing import Any
 
-import aiohttp
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,7 +27,7 @@ from toolmend.proxy.errors import ProxyError
 from toolmend.proxy.metrics import Metrics
 from toolmend.proxy.responses import responses_endpoint
 from toolmend.proxy.sse import DONE, SSEDecoder, encode
-from toolmend.proxy.upstream import Upstream, error_from_backend, iter_chunks, read_body
+from toolmend.proxy.upstream import Upstream, UpstreamResponse, error_from_backend, iter_chunks, read_body
 from toolmend.steps import StepError, default_steps
 
 log = logging.getLogger("toolmend.proxy")
@@ -354,7 +353,7 @@ class Proxy:
 
         return StreamingResponse(relay(), media_type="text/event-stream", headers=_SSE_HEADERS)
 
-    async def _open_with_backoff(self, body: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
+    async def _open_with_backoff(self, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
         """Opens the chat request; on 429 / 503 waits (``Retry-After`` or a doubling delay) and
         tries again, as many times as the pipeline's attempts allow."""
         attempts = self.pipeline.max_attempts if self.pipeline is not None else 1
@@ -418,7 +417,7 @@ class Proxy:
     async def _mend_stream(
         self,
         mender: ChatStream | None,
-        resp: aiohttp.ClientResponse,
+        resp: UpstreamResponse,
         endpoint: str,
         started: float,
         turn: Turn | None = None,
@@ -547,7 +546,7 @@ class Proxy:
     async def health(self, request: Request) -> Response:
         """The proxy is up; ``backend`` says whether the backend answered ``GET /models`` now."""
         ok = False
-        with contextlib.suppress(ProxyError, aiohttp.ClientError, asyncio.TimeoutError):
+        with contextlib.suppress(ProxyError, asyncio.TimeoutError):
             resp = await asyncio.wait_for(self.upstream.open("GET", "models"), 2.0)
             ok = resp.status < 400
             resp.release()
