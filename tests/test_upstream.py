@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import gzip
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from toolmend.proxy.errors import ProxyError
+from toolmend.proxy.relay import Stop, relay
 from toolmend.proxy.upstream import Upstream
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -275,3 +277,117 @@ def test_a_header_with_a_line_break_is_refused() -> None:
         assert e.value.status == 400
 
     asyncio.run(test())
+
+
+# -- relay: sending each piece from the read callback ---------------------------------------------
+
+
+async def _stream_pieces(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pieces: list[bytes]) -> None:
+    await _read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for piece in pieces:
+        writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        await writer.drain()
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+
+
+def _never_disconnects() -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def test_relay_keeps_every_piece_in_order_when_the_client_side_send_suspends() -> None:
+    pieces = [b"piece %04d;" % i for i in range(300)]
+    sent: list[bytes] = []
+    calls = 0
+    gate = asyncio.Event()
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal calls
+        calls += 1
+        assert message["type"] == "http.response.body" and message["more_body"] is True
+        if calls in (3, 40):  # the client stops reading for a while, twice
+            asyncio.get_running_loop().call_later(0.2, gate.set)
+            await gate.wait()
+            gate.clear()
+        sent.append(message["body"])
+
+    async def test(up: Upstream) -> None:
+        resp = await up.open("POST", "chat/completions", body=b"{}")
+        end = await relay(resp, _never_disconnects(), send, lambda raw: raw.upper())
+        assert end.how == "complete" and end.error is None
+        resp.release()
+
+    _run(lambda r, w: _stream_pieces(r, w, pieces), test)
+    assert b"".join(sent) == b"".join(pieces).upper()
+
+
+def test_relay_stops_on_stop_and_on_a_transform_error() -> None:
+    pieces = [b"a", b"b", b"STOP", b"c", b"d"]
+
+    def stop_at(raw: bytes) -> bytes:
+        if raw == b"STOP":
+            raise Stop(b"last")
+        return raw
+
+    def fail_at(raw: bytes) -> bytes:
+        if raw == b"STOP":
+            raise ProxyError(502, "malformed", "backend_malformed_stream")
+        return raw
+
+    for transform, how in ((stop_at, "stopped"), (fail_at, "error")):
+        sent: list[bytes] = []
+
+        async def send(message: dict[str, Any], sent: list[bytes] = sent) -> None:
+            sent.append(message["body"])
+
+        async def test(up: Upstream, transform: Callable[[bytes], bytes] = transform, how: str = how) -> None:
+            resp = await up.open("POST", "chat/completions", body=b"{}")
+            end = await relay(resp, _never_disconnects(), send, transform)
+            assert end.how == how
+            if how == "error":
+                assert end.error is not None and end.error.cause == "backend_malformed_stream"
+            resp.close()
+
+        _run(lambda r, w: _stream_pieces(r, w, pieces), test)
+        assert b"".join(sent) == (b"ablast" if how == "stopped" else b"ab")
+
+
+def test_relay_ends_when_the_client_leaves_or_the_backend_breaks_off() -> None:
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n")
+        await writer.drain()
+        await asyncio.sleep(10)
+
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n")
+        await writer.drain()
+        writer.transport.abort()
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    async def leaves() -> dict[str, Any]:
+        await asyncio.sleep(0.1)
+        return {"type": "http.disconnect"}
+
+    async def client_leaves(up: Upstream) -> None:
+        resp = await up.open("POST", "chat/completions", body=b"{}")
+        end = await asyncio.wait_for(relay(resp, leaves, send, lambda raw: raw), 5)
+        assert end.how == "gone"
+        resp.close()
+
+    async def backend_breaks(up: Upstream) -> None:
+        resp = await up.open("POST", "chat/completions", body=b"{}")
+        end = await asyncio.wait_for(relay(resp, _never_disconnects(), send, lambda raw: raw), 5)
+        assert end.how == "broken" and end.error is not None and end.error.cause == "backend_stream_cut"
+        resp.close()
+
+    _run(hang, client_leaves)
+    _run(cut, backend_breaks)

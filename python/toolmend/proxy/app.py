@@ -25,6 +25,7 @@ from toolmend.proxy.chat import ChatStream, answer_from_completion, mend_complet
 from toolmend.proxy.chat import Outcome as MendOutcome
 from toolmend.proxy.errors import ProxyError
 from toolmend.proxy.metrics import Metrics
+from toolmend.proxy.relay import Stop, relay
 from toolmend.proxy.responses import responses_endpoint
 from toolmend.proxy.sse import DONE, SSEDecoder, encode
 from toolmend.proxy.upstream import Upstream, UpstreamResponse, error_from_backend, iter_chunks, read_body
@@ -50,6 +51,70 @@ def _json_response(obj: Any, status: int = 200) -> Response:
 
 def _error_response(e: ProxyError) -> Response:
     return Response(e.json(), status_code=e.status, media_type=_JSON)
+
+
+class _StreamState:
+    """Where a mended stream is: the SSE decoder, whether ``[DONE]`` came, whether a chunk
+    went out yet."""
+
+    __slots__ = ("decoder", "done", "first")
+
+    def __init__(self) -> None:
+        self.decoder = SSEDecoder()
+        self.done = False
+        self.first = True
+
+
+class _MendedStream(StreamingResponse):
+    """The mended SSE stream of one chat completion. Served by the ASGI server, each read of
+    the backend is mended and sent in the read's own callback (``relay.py``); its
+    ``body_iterator`` is the same stream as an async iterator, for code that translates it."""
+
+    def __init__(
+        self,
+        proxy: Proxy,
+        mender: ChatStream,
+        resp: UpstreamResponse,
+        endpoint: str,
+        started: float,
+        turn: Turn | None,
+        retry: Any,
+    ) -> None:
+        super().__init__(
+            proxy._mend_stream(mender, resp, endpoint, started, turn, retry),
+            media_type="text/event-stream",
+            headers=_SSE_HEADERS,
+        )
+        self._args = (proxy, mender, resp, endpoint, started, turn, retry)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        proxy, mender, resp, endpoint, started, turn, retry = self._args
+        state = _StreamState()
+
+        def transform(raw: bytes) -> bytes:
+            out = proxy._mend_piece(mender, state, endpoint, started, raw)
+            if state.done:
+                raise Stop(out)
+            return out
+
+        async def body(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            end = await relay(resp, receive, send, transform)
+            if end.how == "gone":
+                return  # the client left: nobody to finish the answer for
+            if end.error is not None:
+                await body(proxy._stream_failed(end.error, endpoint, started))
+            else:
+                async for out in proxy._mend_end(mender, state, endpoint, started, turn, retry):
+                    await body(out)
+        except ProxyError as e:
+            await body(proxy._stream_failed(e, endpoint, started))
+        finally:
+            resp.close()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class Proxy:
@@ -291,11 +356,8 @@ class Proxy:
                 return StreamingResponse(
                     self._replay(mender, mended), media_type="text/event-stream", headers=_SSE_HEADERS
                 )
-            return StreamingResponse(
-                self._mend_stream(mender, resp, endpoint, started, turn, retry),
-                media_type="text/event-stream",
-                headers=_SSE_HEADERS,
-            )
+            assert mender is not None  # made for every streamed request
+            return _MendedStream(self, mender, resp, endpoint, started, turn, retry)
         except BaseException:
             resp.close()  # also when cancelled: the client left
             raise
@@ -416,55 +478,73 @@ class Proxy:
 
     async def _mend_stream(
         self,
-        mender: ChatStream | None,
+        mender: ChatStream,
         resp: UpstreamResponse,
         endpoint: str,
         started: float,
         turn: Turn | None = None,
         retry: Any = None,
     ) -> AsyncIterator[bytes]:
-        assert mender is not None
-        decoder = SSEDecoder()
-        first = True
-        done = False
+        """The mended stream as an async iterator (what the Anthropic and Responses front doors
+        translate; served directly, :class:`_MendedStream` relays it from the read callback)."""
+        state = _StreamState()
         try:
             async for raw in iter_chunks(resp):
-                out: list[bytes] = []
-                for payload in decoder.feed(raw):
-                    if payload == b"[DONE]":
-                        done = True
-                        break
-                    out += mender.feed(payload)
+                out = self._mend_piece(mender, state, endpoint, started, raw)
                 if out:
-                    if first:
-                        first = False
-                        self.metrics.first_chunk.labels(endpoint).observe(time.perf_counter() - started)
-                    yield b"".join(out)
-                if done:
+                    yield out
+                if state.done:
                     break
-            if not done:
-                tail = decoder.close()
-                if tail is not None and tail != b"[DONE]":
-                    yield b"".join(mender.feed(tail))
-                done = done or tail == b"[DONE]"
-            out = mender.end(done)
-            if turn is not None and self.pipeline is not None and mender.holding:
-                if out:
-                    yield b"".join(out)  # content the parser held back goes out before any retry
-                    out = []
-                final = await self._finish_turn(turn, mender.answer(), retry)
-                yield b"".join(out + mender.close(final)) + DONE
-            else:
-                yield b"".join(out + mender.close()) + DONE
-                self.metrics.record_outcome(mender.outcome())
-            self._done(endpoint, True, started)
+            async for out in self._mend_end(mender, state, endpoint, started, turn, retry):
+                yield out
         except ProxyError as e:
-            self.metrics.failures.labels(e.cause).inc()
-            self._done(endpoint, True, started, e.status)
-            log.warning("%s: %s (%s)", endpoint, e.message, e.code)
-            yield encode(e.body())
+            yield self._stream_failed(e, endpoint, started)
         finally:
             resp.close()
+
+    def _mend_piece(self, mender: ChatStream, state: _StreamState, endpoint: str, started: float, raw: bytes) -> bytes:
+        """The mended bytes for one read of the backend's stream (up to its ``[DONE]``)."""
+        out: list[bytes] = []
+        for payload in state.decoder.feed(raw):
+            if payload == b"[DONE]":
+                state.done = True
+                break
+            out += mender.feed(payload)
+        if out and state.first:
+            state.first = False
+            self.metrics.first_chunk.labels(endpoint).observe(time.perf_counter() - started)
+        return b"".join(out)
+
+    async def _mend_end(
+        self, mender: ChatStream, state: _StreamState, endpoint: str, started: float, turn: Turn | None, retry: Any
+    ) -> AsyncIterator[bytes]:
+        """The stream's closing bytes once the backend's stream ended: what the parser held
+        back, then (when calls were held for the pipeline) the checked answer, and ``[DONE]``."""
+        if not state.done:
+            tail = state.decoder.close()
+            if tail is not None and tail != b"[DONE]":
+                out = b"".join(mender.feed(tail))
+                if out:
+                    yield out
+            state.done = tail == b"[DONE]"
+        closing = mender.end(state.done)
+        if turn is not None and self.pipeline is not None and mender.holding:
+            if closing:
+                yield b"".join(closing)  # content the parser held back goes out before any retry
+                closing = []
+            final = await self._finish_turn(turn, mender.answer(), retry)
+            yield b"".join(closing + mender.close(final)) + DONE
+        else:
+            yield b"".join(closing + mender.close()) + DONE
+            self.metrics.record_outcome(mender.outcome())
+        self._done(endpoint, True, started)
+
+    def _stream_failed(self, e: ProxyError, endpoint: str, started: float) -> bytes:
+        """Counts a stream that failed after it started; returns the error event to send."""
+        self.metrics.failures.labels(e.cause).inc()
+        self._done(endpoint, True, started, e.status)
+        log.warning("%s: %s (%s)", endpoint, e.message, e.code)
+        return encode(e.body())
 
     async def _replay(self, mender: ChatStream | None, mended: Any) -> AsyncIterator[bytes]:
         """A whole (already mended) answer as a canonical stream."""
