@@ -65,10 +65,52 @@ class _StreamState:
         self.first = True
 
 
-class _MendedStream(StreamingResponse):
-    """The mended SSE stream of one chat completion. Served by the ASGI server, each read of
-    the backend is mended and sent in the read's own callback (``relay.py``); its
-    ``body_iterator`` is the same stream as an async iterator, for code that translates it."""
+class _RelayedStream(StreamingResponse):
+    """An SSE answer relayed from the backend. Served by the ASGI server, each read of the
+    backend is transformed and sent in the read's own callback (``relay.py``); its
+    ``body_iterator`` is the same stream as an async iterator, for code that translates it.
+    Subclasses say how a read is transformed, what closes the stream, and what a failure sends."""
+
+    def __init__(self, iterator: AsyncIterator[bytes], resp: UpstreamResponse, status: int = 200) -> None:
+        super().__init__(iterator, status_code=status, media_type="text/event-stream", headers=_SSE_HEADERS)
+        self._resp = resp
+
+    def transform(self, raw: bytes) -> bytes:
+        """What to send for one read (raise :class:`Stop` after the last)."""
+        return raw
+
+    async def closing(self) -> AsyncIterator[bytes]:
+        """What to send once the backend's stream ended."""
+        return
+        yield b""  # an async generator that yields nothing
+
+    def failed(self, e: ProxyError) -> bytes:
+        """What to send when the stream broke off or could not be transformed: the error event."""
+        return encode(e.body())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def body(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            end = await relay(self._resp, receive, send, self.transform)
+            if end.how == "gone":
+                return  # the client left: nobody to finish the answer for
+            if end.error is not None:
+                await body(self.failed(end.error))
+            else:
+                async for out in self.closing():
+                    await body(out)
+        except ProxyError as e:
+            await body(self.failed(e))
+        finally:
+            self._resp.close()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _MendedStream(_RelayedStream):
+    """The mended SSE stream of one chat completion."""
 
     def __init__(
         self,
@@ -80,41 +122,44 @@ class _MendedStream(StreamingResponse):
         turn: Turn | None,
         retry: Any,
     ) -> None:
-        super().__init__(
-            proxy._mend_stream(mender, resp, endpoint, started, turn, retry),
-            media_type="text/event-stream",
-            headers=_SSE_HEADERS,
-        )
-        self._args = (proxy, mender, resp, endpoint, started, turn, retry)
+        super().__init__(proxy._mend_stream(mender, resp, endpoint, started, turn, retry), resp)
+        self._proxy = proxy
+        self._mender = mender
+        self._endpoint = endpoint
+        self._started = started
+        self._turn = turn
+        self._retry = retry
+        self._state = _StreamState()
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        proxy, mender, resp, endpoint, started, turn, retry = self._args
-        state = _StreamState()
+    def transform(self, raw: bytes) -> bytes:
+        out = self._proxy._mend_piece(self._mender, self._state, self._endpoint, self._started, raw)
+        if self._state.done:
+            raise Stop(out)
+        return out
 
-        def transform(raw: bytes) -> bytes:
-            out = proxy._mend_piece(mender, state, endpoint, started, raw)
-            if state.done:
-                raise Stop(out)
-            return out
+    def closing(self) -> AsyncIterator[bytes]:
+        return self._proxy._mend_end(self._mender, self._state, self._endpoint, self._started, self._turn, self._retry)
 
-        async def body(data: bytes) -> None:
-            await send({"type": "http.response.body", "body": data, "more_body": True})
+    def failed(self, e: ProxyError) -> bytes:
+        return self._proxy._stream_failed(e, self._endpoint, self._started)
 
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        try:
-            end = await relay(resp, receive, send, transform)
-            if end.how == "gone":
-                return  # the client left: nobody to finish the answer for
-            if end.error is not None:
-                await body(proxy._stream_failed(end.error, endpoint, started))
-            else:
-                async for out in proxy._mend_end(mender, state, endpoint, started, turn, retry):
-                    await body(out)
-        except ProxyError as e:
-            await body(proxy._stream_failed(e, endpoint, started))
-        finally:
-            resp.close()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+class _ForwardedStream(_RelayedStream):
+    """A stream passed on byte for byte (a request without tools)."""
+
+    def __init__(self, proxy: Proxy, resp: UpstreamResponse, endpoint: str, started: float) -> None:
+        super().__init__(proxy._forward_stream(resp, endpoint, started), resp, resp.status)
+        self._proxy = proxy
+        self._endpoint = endpoint
+        self._started = started
+
+    async def closing(self) -> AsyncIterator[bytes]:
+        self._proxy._done(self._endpoint, True, self._started, self._resp.status)
+        return
+        yield b""
+
+    def failed(self, e: ProxyError) -> bytes:
+        return self._proxy._forward_failed(e, self._endpoint, self._started)
 
 
 class Proxy:
@@ -580,20 +625,24 @@ class Proxy:
             self._done(endpoint, stream, started, resp.status)
             return Response(data, status_code=resp.status, media_type=resp.content_type or _JSON)
 
-        async def relay() -> AsyncIterator[bytes]:
-            try:
-                async for raw in iter_chunks(resp):
-                    yield raw
-                self._done(endpoint, True, started, resp.status)
-            except ProxyError as e:
-                # The stream broke off: say so in the stream (the status line is long sent).
-                self.metrics.failures.labels(e.cause).inc()
-                self._done(endpoint, True, started, e.status)
-                yield b"\n\n" + encode(e.body())
-            finally:
-                resp.close()
+        return _ForwardedStream(self, resp, endpoint, started)
 
-        return StreamingResponse(relay(), status_code=resp.status, media_type="text/event-stream", headers=_SSE_HEADERS)
+    async def _forward_stream(self, resp: UpstreamResponse, endpoint: str, started: float) -> AsyncIterator[bytes]:
+        """A forwarded stream as an async iterator."""
+        try:
+            async for raw in iter_chunks(resp):
+                yield raw
+            self._done(endpoint, True, started, resp.status)
+        except ProxyError as e:
+            yield self._forward_failed(e, endpoint, started)
+        finally:
+            resp.close()
+
+    def _forward_failed(self, e: ProxyError, endpoint: str, started: float) -> bytes:
+        """The stream broke off: say so in the stream (the status line is long sent)."""
+        self.metrics.failures.labels(e.cause).inc()
+        self._done(endpoint, True, started, e.status)
+        return b"\n\n" + encode(e.body())
 
     async def completions(self, request: Request) -> Response:
         endpoint = "completions"
