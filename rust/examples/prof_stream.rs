@@ -29,12 +29,21 @@ fn main() {
         }
         Err(_) => (synthetic(), "hermes".to_owned()),
     };
+    // PROF_LIMIT=n: replay only the first n deltas (e.g. to profile a call's start).
+    let mut deltas = deltas;
+    if let Some(n) = std::env::var("PROF_LIMIT").ok().and_then(|n| n.parse().ok()) {
+        deltas.truncate(n);
+    }
     let tools = std::env::var("PROF_TOOLS").ok().map(|path| {
         let text = std::fs::read_to_string(path).expect("tools file");
         let set = ToolSet::from_json_str(&text).expect("tools");
         set.compile_validators();
         Arc::new(set)
     });
+    let timed = std::env::var("PROF_TIMES").is_ok();
+    // PROF_FOCUS=i: delta i is fed through `feed_focused`, for `--toggle-collect=*feed_focused*`.
+    let focus: Option<usize> = std::env::var("PROF_FOCUS").ok().and_then(|n| n.parse().ok());
+    let mut times = vec![Vec::new(); deltas.len()];
     let mut events = 0;
     let mut buf = Vec::new();
     for _ in 0..20 {
@@ -44,12 +53,42 @@ fn main() {
             ..Options::default()
         })
         .expect("parser");
-        for d in &deltas {
-            p.feed_into(d, &mut buf).expect("feed");
+        for (i, d) in deltas.iter().enumerate() {
+            let t0 = std::time::Instant::now();
+            if focus == Some(i) {
+                feed_focused(&mut p, d, &mut buf);
+            } else {
+                p.feed_into(d, &mut buf).expect("feed");
+            }
+            if timed {
+                times[i].push(t0.elapsed().as_nanos());
+            }
             events += buf.len();
             buf.clear();
         }
         events += p.finish().expect("finish").len();
     }
     println!("{} deltas, {events} events", deltas.len() * 20);
+    if timed {
+        // PROF_TIMES=1: the slowest deltas by median time over the 20 replays.
+        let mut med: Vec<(u128, usize)> = times
+            .iter_mut()
+            .enumerate()
+            .map(|(i, t)| {
+                t.sort_unstable();
+                (t[t.len() / 2], i)
+            })
+            .collect();
+        let total: u128 = med.iter().map(|m| m.0).sum();
+        med.sort_unstable_by(|a, b| b.cmp(a));
+        println!("median total {total} ns, p50 delta {} ns", med[med.len() / 2].0);
+        for (ns, i) in med.iter().take(12) {
+            println!("{i:6} {ns:8} ns {:?}", deltas[*i]);
+        }
+    }
+}
+
+#[inline(never)]
+fn feed_focused(p: &mut StreamParser, delta: &str, buf: &mut Vec<toolmend_core::Event>) {
+    p.feed_into(delta, buf).expect("feed");
 }
