@@ -5,6 +5,9 @@
 //! `PROF_TOOLS=tools.json` (an OpenAI `tools` array), that stream is replayed instead, e.g. the
 //! bench-anchors W2 workload. `cargo build --profile profiling --example prof_stream &&
 //! valgrind --tool=callgrind target/profiling/examples/prof_stream`
+//! `PROF_TIMES=1` prints the slowest deltas; `PROF_LIMIT=n` replays only the first n deltas;
+//! `PROF_FOCUS=i` feeds delta i through `feed_focused`, to profile that delta alone with
+//! callgrind's `--toggle-collect=*feed_focused*`.
 use std::sync::Arc;
 use toolmend_core::{Options, StreamParser, ToolSet};
 
