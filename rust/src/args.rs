@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::event::Repair;
 use crate::json::{Dialect, JsonWriter, Progress, Scanner, Token, TokenSink};
 use crate::schema::{coerce_in, resolve, type_names};
+use crate::schema_ref::SchemaRef;
 
 /// How deep unions are followed before a value is held whole instead.
 const MAX_UNION_HOPS: usize = 16;
@@ -211,13 +212,21 @@ pub fn missing_defaults(root: &Value, seen: &[String]) -> Vec<(String, Value, St
 }
 
 fn pointer_push(path: &str, key: &str) -> String {
-    format!("{path}/{}", key.replace('~', "~0").replace('/', "~1"))
+    let mut p = String::with_capacity(path.len() + key.len() + 1);
+    p.push_str(path);
+    p.push('/');
+    if key.contains(['~', '/']) {
+        p.push_str(&key.replace('~', "~0").replace('/', "~1"));
+    } else {
+        p.push_str(key);
+    }
+    p
 }
 
 /// What the next value of an object is for.
 #[derive(Debug)]
 enum Slot {
-    Schema(Option<Value>),
+    Schema(Option<SchemaRef>),
     /// A property `additionalProperties: false` forbids: skip its value.
     Drop,
 }
@@ -225,30 +234,34 @@ enum Slot {
 #[derive(Debug)]
 enum Frame {
     Object {
-        schema: Option<Value>,
+        schema: Option<SchemaRef>,
         path: String,
         seen: Vec<String>,
         slot: Slot,
         slot_path: String,
     },
     Array {
-        items: Option<Value>,
+        items: Option<SchemaRef>,
         path: String,
         index: usize,
     },
     /// A string being streamed as it arrives.
     Str,
     /// An array written around a lone value; `items` is the schema of that value.
-    Wrap { items: Option<Value>, path: String },
+    Wrap { items: Option<SchemaRef>, path: String },
     /// A string whose decoded JSON is being written; `schema` is for the decoded value.
-    Decode { schema: Value, path: String, start: usize },
+    Decode {
+        schema: SchemaRef,
+        path: String,
+        start: usize,
+    },
 }
 
 /// A value held until it is complete.
 #[derive(Debug)]
 struct Hold {
     b: Builder,
-    schema: Value,
+    schema: SchemaRef,
     path: String,
     start: usize,
 }
@@ -258,7 +271,7 @@ struct Hold {
 #[derive(Debug)]
 struct Sniff {
     buf: String,
-    schema: Value,
+    schema: SchemaRef,
     path: String,
     start: usize,
 }
@@ -277,7 +290,7 @@ pub struct ArgsWriter {
     pub out: String,
     w: JsonWriter,
     /// The parameters schema; `None`: write tokens as they are.
-    root: Option<Value>,
+    root: Option<SchemaRef>,
     /// Tokens recorded while the schema is not known yet (see [`ArgsWriter::deferred`]).
     recorded: Option<Vec<(OwnedToken, usize)>>,
     frames: Vec<Frame>,
@@ -291,7 +304,7 @@ pub struct ArgsWriter {
     /// The top-level value has started.
     started: bool,
     /// Schema and path of the top-level value when it is one property (not the root).
-    top: Option<(Option<Value>, String)>,
+    top: Option<(Option<SchemaRef>, String)>,
     /// What coercion changed (spans in the model output where known).
     pub diags: Vec<Repair>,
 }
@@ -305,7 +318,7 @@ impl Default for ArgsWriter {
 impl ArgsWriter {
     /// A writer coercing to `schema` (the tool's parameters), or writing tokens as they are
     /// when `None`.
-    pub fn new(schema: Option<Value>) -> Self {
+    pub fn new(schema: Option<SchemaRef>) -> Self {
         ArgsWriter {
             out: String::new(),
             w: JsonWriter::new(),
@@ -325,13 +338,15 @@ impl ArgsWriter {
 
     /// A writer for the value of one property `key` of arguments whose schema is `root`
     /// (formats that write the arguments object themselves, one value at a time).
-    pub fn for_property(root: Option<Value>, key: &str) -> Self {
+    pub fn for_property(root: Option<SchemaRef>, key: &str) -> Self {
         let schema = root.as_ref().and_then(|r| {
-            let props = resolve(r, r, 0);
-            match props.get("properties").and_then(|p| p.get(key)) {
-                Some(s) => Some(s.clone()),
-                None => props.get("additionalProperties").filter(|a| a.is_object()).cloned(),
-            }
+            r.try_project(|n, root| {
+                let props = resolve(n, root, 0);
+                match props.get("properties").and_then(|p| p.get(key)) {
+                    Some(s) => Some(s),
+                    None => props.get("additionalProperties").filter(|a| a.is_object()),
+                }
+            })
         });
         let mut w = ArgsWriter::new(root);
         w.top = Some((schema, pointer_push("", key)));
@@ -349,7 +364,7 @@ impl ArgsWriter {
 
     /// Sets the schema of a [`ArgsWriter::deferred`] writer: the recorded tokens are written
     /// again, coerced (replacing `out`). No effect on a writer that was not deferred.
-    pub fn set_schema(&mut self, schema: Option<Value>) {
+    pub fn set_schema(&mut self, schema: Option<SchemaRef>) {
         let Some(tokens) = self.recorded.take() else { return };
         if schema.is_none() {
             return;
@@ -552,8 +567,8 @@ impl ArgsWriter {
         };
         if self.frames.is_empty() && self.top.is_none() {
             // The arguments object itself: always an object, whatever the schema says.
-            if let (Token::BeginObject, Some(schema), Some(root)) = (tok, schema.as_ref(), self.root.as_ref()) {
-                let s = resolve(schema, root, 0).clone();
+            if let (Token::BeginObject, Some(schema), Some(_)) = (tok, schema.as_ref(), self.root.as_ref()) {
+                let s = schema.project(|n, root| resolve(n, root, 0));
                 self.frames.push(Frame::Object {
                     schema: Some(s),
                     path,
@@ -592,7 +607,7 @@ impl ArgsWriter {
         }
     }
 
-    fn hold_start(&mut self, tok: &Token<'_>, at: usize, schema: Value, path: String) {
+    fn hold_start(&mut self, tok: &Token<'_>, at: usize, schema: SchemaRef, path: String) {
         let mut b = Builder::default();
         b.token(tok);
         let h = Hold {
@@ -608,24 +623,19 @@ impl ArgsWriter {
         }
     }
 
-    fn begin_with(&mut self, tok: &Token<'_>, at: usize, schema: Option<Value>, path: String, hops: usize) {
-        let (Some(schema), Some(root)) = (schema, self.root.as_ref()) else {
+    fn begin_with(&mut self, tok: &Token<'_>, at: usize, schema: Option<SchemaRef>, path: String, hops: usize) {
+        let (Some(schema), Some(_)) = (schema, self.root.as_ref()) else {
             return self.pass(tok, path);
         };
         if hops > MAX_UNION_HOPS {
             return self.pass(tok, path);
         }
-        let s = resolve(&schema, root, 0).clone();
+        let s = schema.project(|n, root| resolve(n, root, 0));
         let is_scalar = matches!(tok, Token::Number(_) | Token::Bool(_) | Token::Null);
         if is_scalar {
             return self.hold_start(tok, at, s, path);
         }
-        let union = s
-            .get("anyOf")
-            .or_else(|| s.get("oneOf"))
-            .and_then(Value::as_array)
-            .cloned();
-        if let Some(options) = union {
+        if s.get("anyOf").or_else(|| s.get("oneOf")).is_some_and(Value::is_array) {
             if hops >= MAX_UNION_HOPS {
                 return self.hold_start(tok, at, s, path);
             }
@@ -634,7 +644,10 @@ impl ArgsWriter {
                 Token::BeginArray => "array",
                 _ => "string",
             };
-            let branches: Vec<Value> = options.iter().map(|o| resolve(o, root, 0).clone()).collect();
+            let branches = s.project_all(|n, root| {
+                let options = n.get("anyOf").or_else(|| n.get("oneOf")).and_then(Value::as_array);
+                options.into_iter().flatten().map(|o| resolve(o, root, 0)).collect()
+            });
             if want == "string" {
                 // A string that fits a plain string branch stays as it is.
                 let plain = branches.iter().any(|b| {
@@ -649,7 +662,7 @@ impl ArgsWriter {
                 }
                 return self.hold_start(tok, at, s, path);
             }
-            let fitting: Vec<&Value> = branches
+            let fitting: Vec<&SchemaRef> = branches
                 .iter()
                 .filter(|b| {
                     let t = type_names(b);
@@ -706,7 +719,7 @@ impl ArgsWriter {
             }
             Token::BeginArray => {
                 if any || wants("array") {
-                    let items = s.get("items").filter(|i| i.is_object()).cloned();
+                    let items = s.try_project(|n, _| n.get("items").filter(|i| i.is_object()));
                     self.frames.push(Frame::Array { items, path, index: 0 });
                     self.w.token(Token::BeginArray, 0);
                 } else {
@@ -717,7 +730,7 @@ impl ArgsWriter {
         }
     }
 
-    fn wrap(&mut self, at: usize, s: &Value, path: String) -> Option<Value> {
+    fn wrap(&mut self, at: usize, s: &SchemaRef, path: String) -> Option<SchemaRef> {
         self.note(
             "wrapped_in_array",
             at,
@@ -728,7 +741,7 @@ impl ArgsWriter {
             ),
         );
         self.w.token(Token::BeginArray, 0);
-        let items = s.get("items").filter(|i| i.is_object()).cloned();
+        let items = s.try_project(|n, _| n.get("items").filter(|i| i.is_object()));
         self.frames.push(Frame::Wrap {
             items: items.clone(),
             path,
@@ -918,11 +931,13 @@ impl ArgsWriter {
                     let p = pointer_push(path, k);
                     let sub = match schema {
                         None => Slot::Schema(None),
-                        Some(s) => match s.get("properties").and_then(|p| p.get(k)) {
-                            Some(ps) => Slot::Schema(Some(ps.clone())),
+                        Some(s) => match s.try_project(|n, _| n.get("properties")?.get(k)) {
+                            Some(ps) => Slot::Schema(Some(ps)),
                             None => match s.get("additionalProperties") {
                                 Some(Value::Bool(false)) if self.root.is_some() => Slot::Drop,
-                                Some(a @ Value::Object(_)) => Slot::Schema(Some(a.clone())),
+                                Some(Value::Object(_)) => {
+                                    Slot::Schema(s.try_project(|n, _| n.get("additionalProperties")))
+                                }
                                 _ => Slot::Schema(None),
                             },
                         },
@@ -1009,7 +1024,7 @@ mod tests {
     /// returns the fragments and the diagnostic kinds.
     fn run(text: &str, schema: Value, chunk: usize) -> (Vec<String>, Vec<&'static str>) {
         let mut sc = Scanner::new(Dialect::Json, true, 0);
-        let mut w = ArgsWriter::new(Some(schema));
+        let mut w = ArgsWriter::new(Some(schema.into()));
         let mut frags = Vec::new();
         let mut pending = String::new();
         let mut i = 0;
@@ -1127,9 +1142,9 @@ mod tests {
         let mut sc = Scanner::new(Dialect::Json, true, 0);
         let _ = sc.feed(r#"{"n": "3"}"#, &mut w);
         assert_eq!(w.out, r#"{"n":"3"}"#);
-        w.set_schema(Some(schema()));
+        w.set_schema(Some(schema().into()));
         assert_eq!(w.take(), r#"{"n":3,"mode":"fast"}"#);
-        let mut w = ArgsWriter::new(Some(schema()));
+        let mut w = ArgsWriter::new(Some(schema().into()));
         let _ = Scanner::new(Dialect::Json, true, 0).feed(r#"{"z": "ab", "x": "1"#, &mut w);
         w.close_all();
         let v: Value = serde_json::from_str(&w.take()).unwrap();

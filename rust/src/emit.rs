@@ -152,7 +152,7 @@ impl Emitter {
 
     /// The parameters schema arguments of the tool `name` are coerced to: `None` when
     /// coercion is off or the tool is not declared.
-    pub fn args_schema(&self, name: &str) -> Option<serde_json::Value> {
+    pub fn args_schema(&self, name: &str) -> Option<crate::schema_ref::SchemaRef> {
         if !self.coerce {
             return None;
         }

@@ -18,6 +18,7 @@ pub mod native;
 pub mod parser;
 pub mod repair;
 pub mod schema;
+pub mod schema_ref;
 pub mod tools;
 pub mod validate;
 

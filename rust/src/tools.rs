@@ -2,14 +2,16 @@
 
 use serde_json::Value;
 
+use crate::schema_ref::SchemaRef;
 use crate::validate::{Checked, Validators};
 
 /// One declared tool.
 #[derive(Debug, Clone)]
 pub struct Tool {
     pub name: String,
-    /// The JSON Schema of the arguments (`{}` when none was given).
-    pub parameters: Value,
+    /// The JSON Schema of the arguments (`{}` when none was given), shared: cloning a tool or
+    /// a node of its schema copies nothing.
+    pub parameters: SchemaRef,
 }
 
 /// The set of tools a request declared.
@@ -71,7 +73,7 @@ impl ToolSet {
                 .unwrap_or_else(|| Value::Object(Default::default()));
             tools.push(Tool {
                 name: name.to_string(),
-                parameters,
+                parameters: SchemaRef::new(parameters),
             });
         }
         Ok(ToolSet::new(tools))
@@ -87,7 +89,7 @@ impl ToolSet {
     /// (the first compilation in a process also builds the JSON Schema meta-validator,
     /// about a millisecond). For sets built once and used for many parses.
     pub fn compile_validators(&self) {
-        self.validators.compile_all(self.tools.iter().map(|t| &t.parameters));
+        self.validators.compile_all(self.tools.iter().map(|t| &*t.parameters));
     }
 
     /// Validates a call's arguments against the `parameters` schema of the tool declared

@@ -109,7 +109,13 @@ struct Body {
 }
 
 impl Body {
-    fn new(delim: &'static str, lenient: bool, name: String, at: usize, schema: Option<serde_json::Value>) -> Self {
+    fn new(
+        delim: &'static str,
+        lenient: bool,
+        name: String,
+        at: usize,
+        schema: Option<crate::schema_ref::SchemaRef>,
+    ) -> Self {
         let mut w = ArgsWriter::new(schema);
         w.token(Token::BeginObject, at);
         Body {

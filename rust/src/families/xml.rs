@@ -779,7 +779,8 @@ impl Xml {
         let Some(root) = out.args_schema(&self.call_name) else {
             return v;
         };
-        let Some(prop) = out.tool(&self.call_name).and_then(|t| t.property(&self.v_key)).cloned() else {
+        let key = self.v_key.as_str();
+        let Some(prop) = root.try_project(|n, _| n.get("properties")?.get(key)) else {
             return v;
         };
         let Ok(value) = serde_json::from_str::<serde_json::Value>(&v) else {
