@@ -375,6 +375,21 @@ impl ArgsWriter {
         }
     }
 
+    /// True while a string value is written through as it arrives, with nothing held, sniffed,
+    /// decoded, skipped, recorded or waiting to be taken: then string text that needs no
+    /// escaping comes out unchanged, and a caller may write it to the arguments itself.
+    pub fn streams_string(&self) -> bool {
+        matches!(self.frames.last(), Some(Frame::Str))
+            && self.recorded.is_none()
+            && self.decoder.is_none()
+            && self.skip.is_none()
+            && self.hold.is_none()
+            && self.sniff.is_none()
+            && self.out.is_empty()
+            && self.w.out.is_empty()
+            && self.diags.is_empty()
+    }
+
     /// Takes the output produced since the last call.
     pub fn take(&mut self) -> String {
         std::mem::take(&mut self.out)

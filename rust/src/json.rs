@@ -197,6 +197,31 @@ impl Scanner {
         self.base + self.pos
     }
 
+    /// True inside a JSON value string (not a key, not mid-escape, no decoded text waiting):
+    /// there, text without quotes, backslashes or control characters is string content as it
+    /// stands (see [`needs_no_escape`]) and may be consumed with [`Scanner::take_plain`].
+    pub fn in_plain_string(&self) -> bool {
+        self.dialect == Dialect::Json
+            && matches!(
+                self.mode,
+                Mode::Str {
+                    quote: b'"',
+                    key: false,
+                    python_raw: false
+                }
+            )
+            && !self.triple
+            && self.sbuf.is_empty()
+            && self.high_surrogate.is_none()
+    }
+
+    /// Consumes `n` bytes of string content the caller handled itself (only valid where
+    /// [`Scanner::in_plain_string`] holds, for text that [`needs_no_escape`]).
+    pub fn take_plain(&mut self, n: usize) {
+        debug_assert!(self.in_plain_string());
+        self.pos += n;
+    }
+
     fn repair(&mut self, kind: &'static str, start: usize, message: impl Into<String>) {
         let end = self.base + self.pos;
         self.repairs.push(Repair {
@@ -1352,6 +1377,22 @@ fn swar_needs_escape(w: u64) -> bool {
     let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
     let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
     (below_space | has_zero(w ^ (LO * u64::from(b'"'))) | has_zero(w ^ (LO * u64::from(b'\\')))) != 0
+}
+
+/// True when `s` has no byte that JSON string escaping changes (a quote, a backslash or a
+/// control character): its escaped form is itself.
+pub fn needs_no_escape(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[i..i + 8]);
+        if swar_needs_escape(u64::from_le_bytes(word)) {
+            return false;
+        }
+        i += 8;
+    }
+    !bytes[i..].iter().any(|&b| NEEDS_ESCAPE[b as usize])
 }
 
 /// Appends `s` to `out` with JSON string escaping (no quotes).

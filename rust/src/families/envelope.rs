@@ -100,6 +100,20 @@ struct SinkState {
     stop_at: usize,
 }
 
+impl SinkState {
+    /// True while the arguments of a started call are inside a string value that is written
+    /// through as it arrives (what [`Envelope`]'s plain-text fast path needs).
+    fn streams_args_string(&self) -> bool {
+        !self.stop
+            && !self.at_eof
+            && self.elem.as_ref().is_some_and(|el| {
+                el.started
+                    && matches!(el.args, Args::Object { depth } if self.depth >= depth)
+                    && el.writer.streams_string()
+            })
+    }
+}
+
 struct EnvSink<'a> {
     st: &'a mut SinkState,
     out: &'a mut Emitter,
@@ -629,6 +643,22 @@ impl Family for Envelope {
                         continue;
                     };
                     self.sink.offset = out.base + pos;
+                    // Fast path: inside an argument string that streams through, text with
+                    // nothing to escape is the arguments text as it stands (what the scanner,
+                    // the arguments writer and the JSON writer would pass on unchanged).
+                    let rest = &input[pos..];
+                    if !eof
+                        && !rest.is_empty()
+                        && scanner.in_plain_string()
+                        && self.sink.streams_args_string()
+                        && crate::json::needs_no_escape(rest)
+                    {
+                        scanner.take_plain(rest.len());
+                        out.args(rest);
+                        self.region_text(rest);
+                        self.scanner = Some(scanner);
+                        return input.len();
+                    }
                     let progress = {
                         let mut sink = EnvSink {
                             st: &mut self.sink,
@@ -752,6 +782,42 @@ mod tests {
         assert!(r.tool_calls.is_empty());
         check(None, r#"{"name":"t","arguments":"{\"a\":1,}"}"#);
         check(None, r#"{"name":"t","arguments":"{\"a\": [1, 2,,]} trailing"}"#);
+    }
+
+    /// Argument strings stream through the plain-text fast path (text fed while the scanner
+    /// is inside a string that streams through): escapes, control characters, non-ASCII,
+    /// values the schema holds (enum), decodes (a string where an object is wanted) or drops
+    /// must come out as the whole parse has them.
+    #[test]
+    fn plain_string_text_streams_like_the_whole_parse() {
+        let tools = r#"[{"type": "function", "function": {"name": "w", "parameters": {"type": "object",
+            "properties": {"path": {"type": "string"}, "mode": {"enum": ["a", "b"]},
+                           "meta": {"type": "object"}, "body": {"type": "string"}},
+            "additionalProperties": false}}}]"#;
+        let body = "line one, naïve ü 👍 text\\n\\t\\\"quoted\\\" back\\\\slash \\u00e9 tail";
+        let texts = [
+            format!(
+                r#"<tool_call>{{"name": "w", "arguments": {{"path": "src/a long path/x.py", "body": "{body}"}}}}</tool_call>"#
+            ),
+            format!(
+                r#"<tool_call>{{"name": "w", "arguments": {{"mode": "a", "meta": "{{\"k\": \"v v v\"}}", "body": "{body}"}}}}</tool_call>"#
+            ),
+            format!(
+                r#"<tool_call>{{"name": "w", "arguments": {{"extra": "dropped text here", "body": "raw	tab {body}"}}}}</tool_call>"#
+            ),
+            format!(r#"<tool_call>{{"name": "w", "arguments": {{"body": "cut short {body}"#),
+        ];
+        for text in &texts {
+            let r = test_support::check(Some("hermes"), Some(tools), text);
+            assert_eq!(r.tool_calls.len(), 1, "{text}");
+            let args: serde_json::Value = serde_json::from_str(&r.tool_calls[0].arguments).expect("JSON");
+            assert!(
+                args["body"].as_str().is_some_and(|b| b.contains("naïve ü 👍")),
+                "{args}"
+            );
+            // Without tools (no coercion) as well.
+            test_support::check(Some("hermes"), None, text);
+        }
     }
 
     #[test]
