@@ -199,7 +199,7 @@ impl Scanner {
 
     /// True inside a JSON value string (not a key, not mid-escape, no decoded text waiting):
     /// there, text without quotes, backslashes or control characters is string content as it
-    /// stands (see [`needs_no_escape`]) and may be consumed with [`Scanner::take_plain`].
+    /// stands (see [`is_verbatim_string_text`]) and may be consumed with [`Scanner::take_plain`].
     pub fn in_plain_string(&self) -> bool {
         self.dialect == Dialect::Json
             && matches!(
@@ -216,7 +216,7 @@ impl Scanner {
     }
 
     /// Consumes `n` bytes of string content the caller handled itself (only valid where
-    /// [`Scanner::in_plain_string`] holds, for text that [`needs_no_escape`]).
+    /// [`Scanner::in_plain_string`] holds, for text that [`is_verbatim_string_text`] accepts).
     pub fn take_plain(&mut self, n: usize) {
         debug_assert!(self.in_plain_string());
         self.pos += n;
@@ -1379,20 +1379,36 @@ fn swar_needs_escape(w: u64) -> bool {
     (below_space | has_zero(w ^ (LO * u64::from(b'"'))) | has_zero(w ^ (LO * u64::from(b'\\')))) != 0
 }
 
-/// True when `s` has no byte that JSON string escaping changes (a quote, a backslash or a
-/// control character): its escaped form is itself.
-pub fn needs_no_escape(s: &str) -> bool {
+/// True when `s`, read as text inside a JSON string, is written back unchanged by this
+/// module's scanner and writer: no quote or control character, and every backslash starts a
+/// complete escape that re-escapes to itself (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`;
+/// not `\/` or `\u`, which come back as other text).
+pub fn is_verbatim_string_text(s: &str) -> bool {
     let bytes = s.as_bytes();
     let mut i = 0;
-    while i + 8 <= bytes.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&bytes[i..i + 8]);
-        if swar_needs_escape(u64::from_le_bytes(word)) {
-            return false;
+    while i < bytes.len() {
+        // Eight bytes at a time while none needs a look.
+        while i + 8 <= bytes.len() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[i..i + 8]);
+            if swar_needs_escape(u64::from_le_bytes(word)) {
+                break;
+            }
+            i += 8;
         }
-        i += 8;
+        let Some(&b) = bytes.get(i) else { break };
+        if b == b'\\' {
+            match bytes.get(i + 1) {
+                Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                _ => return false,
+            }
+        } else if NEEDS_ESCAPE[b as usize] {
+            return false;
+        } else {
+            i += 1;
+        }
     }
-    !bytes[i..].iter().any(|&b| NEEDS_ESCAPE[b as usize])
+    true
 }
 
 /// Appends `s` to `out` with JSON string escaping (no quotes).
@@ -1507,6 +1523,34 @@ pub fn rewrite(text: &str, dialect: Dialect, lenient: bool) -> Option<(String, V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verbatim_string_text_is_what_scanning_and_writing_give_back() {
+        for text in [
+            "plain",
+            "naïve 👍",
+            r#"a\"b\\c\nd\te\rf\bg\fh"#,
+            "",
+            "0123456789abcdef0123",
+        ] {
+            assert!(is_verbatim_string_text(text), "{text:?}");
+            // Scanned inside a string and written back: the same text.
+            let (out, repairs, _) = rewrite(&format!("\"{text}\""), Dialect::Json, true).expect("value");
+            assert_eq!(out, format!("\"{text}\""), "{text:?}");
+            assert!(repairs.is_empty());
+        }
+        for text in [
+            r#"a\/b"#,
+            r#"\u00e9"#,
+            r#"ends\"#,
+            "quote\"",
+            "tab\there",
+            "01234567\u{1}",
+            r#"\x"#,
+        ] {
+            assert!(!is_verbatim_string_text(text), "{text:?}");
+        }
+    }
 
     fn chunked(text: &str, size: usize) -> Option<String> {
         let mut sc = Scanner::new(Dialect::Json, true, 0);

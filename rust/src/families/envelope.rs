@@ -643,15 +643,15 @@ impl Family for Envelope {
                         continue;
                     };
                     self.sink.offset = out.base + pos;
-                    // Fast path: inside an argument string that streams through, text with
-                    // nothing to escape is the arguments text as it stands (what the scanner,
-                    // the arguments writer and the JSON writer would pass on unchanged).
+                    // Fast path: inside an argument string that streams through, text that the
+                    // scanner would decode and the writers re-escape to itself (plain text and
+                    // complete simple escapes) is the arguments text as it stands.
                     let rest = &input[pos..];
                     if !eof
                         && !rest.is_empty()
                         && scanner.in_plain_string()
                         && self.sink.streams_args_string()
-                        && crate::json::needs_no_escape(rest)
+                        && crate::json::is_verbatim_string_text(rest)
                     {
                         scanner.take_plain(rest.len());
                         out.args(rest);
@@ -784,8 +784,9 @@ mod tests {
         check(None, r#"{"name":"t","arguments":"{\"a\": [1, 2,,]} trailing"}"#);
     }
 
-    /// Argument strings stream through the plain-text fast path (text fed while the scanner
-    /// is inside a string that streams through): escapes, control characters, non-ASCII,
+    /// Argument strings stream through the verbatim fast path (text fed while the scanner is
+    /// inside a string that streams through): escapes (kept, changed or split over deltas),
+    /// control characters, non-ASCII,
     /// values the schema holds (enum), decodes (a string where an object is wanted) or drops
     /// must come out as the whole parse has them.
     #[test]
@@ -794,7 +795,7 @@ mod tests {
             "properties": {"path": {"type": "string"}, "mode": {"enum": ["a", "b"]},
                            "meta": {"type": "object"}, "body": {"type": "string"}},
             "additionalProperties": false}}}]"#;
-        let body = "line one, naïve ü 👍 text\\n\\t\\\"quoted\\\" back\\\\slash \\u00e9 tail";
+        let body = "line one, naïve ü 👍 text\\n\\t\\\"quoted\\\" back\\\\slash \\u00e9 a\\/b \\b\\f\\r tail";
         let texts = [
             format!(
                 r#"<tool_call>{{"name": "w", "arguments": {{"path": "src/a long path/x.py", "body": "{body}"}}}}</tool_call>"#
