@@ -1379,6 +1379,20 @@ fn swar_needs_escape(w: u64) -> bool {
     (below_space | has_zero(w ^ (LO * u64::from(b'"'))) | has_zero(w ^ (LO * u64::from(b'\\')))) != 0
 }
 
+/// From `i`, skips whole 8-byte words of `bytes` in which no byte needs escaping; returns
+/// where the first word that does (or the tail shorter than a word) starts.
+fn skip_words_needing_no_escape(bytes: &[u8], mut i: usize) -> usize {
+    while i + 8 <= bytes.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[i..i + 8]);
+        if swar_needs_escape(u64::from_le_bytes(word)) {
+            break;
+        }
+        i += 8;
+    }
+    i
+}
+
 /// True when `s`, read as text inside a JSON string, is written back unchanged by this
 /// module's scanner and writer: no quote or control character, and every backslash starts a
 /// complete escape that re-escapes to itself (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`;
@@ -1387,15 +1401,7 @@ pub fn is_verbatim_string_text(s: &str) -> bool {
     let bytes = s.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        // Eight bytes at a time while none needs a look.
-        while i + 8 <= bytes.len() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&bytes[i..i + 8]);
-            if swar_needs_escape(u64::from_le_bytes(word)) {
-                break;
-            }
-            i += 8;
-        }
+        i = skip_words_needing_no_escape(bytes, i);
         let Some(&b) = bytes.get(i) else { break };
         if b == b'\\' {
             match bytes.get(i + 1) {
@@ -1418,14 +1424,7 @@ pub fn escape_into(out: &mut String, s: &str) {
     let mut i = 0;
     while i < bytes.len() {
         // Skip a run of bytes that need no escaping, eight at a time while possible.
-        while i + 8 <= bytes.len() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&bytes[i..i + 8]);
-            if swar_needs_escape(u64::from_le_bytes(word)) {
-                break;
-            }
-            i += 8;
-        }
+        i = skip_words_needing_no_escape(bytes, i);
         while i < bytes.len() && !NEEDS_ESCAPE[bytes[i] as usize] {
             i += 1;
         }
