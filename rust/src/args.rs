@@ -211,7 +211,8 @@ pub fn missing_defaults(root: &Value, seen: &[String]) -> Vec<(String, Value, St
         .collect()
 }
 
-fn pointer_push(path: &str, key: &str) -> String {
+/// `path` (a JSON pointer) extended by the object key `key`, escaped as RFC 6901 asks.
+pub(crate) fn pointer_push(path: &str, key: &str) -> String {
     let mut p = String::with_capacity(path.len() + key.len() + 1);
     p.push_str(path);
     p.push('/');

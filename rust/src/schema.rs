@@ -282,7 +282,7 @@ impl Coercer<'_> {
         let additional = schema.get("additionalProperties");
         let keys: Vec<String> = obj.keys().cloned().collect();
         for k in keys {
-            let sub = format!("{path}/{}", k.replace('~', "~0").replace('/', "~1"));
+            let sub = crate::args::pointer_push(path, &k);
             match props.and_then(|p| p.get(&k)) {
                 Some(s) => {
                     if let Some(slot) = obj.get_mut(&k) {

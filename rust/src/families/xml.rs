@@ -786,7 +786,7 @@ impl Xml {
         let Ok(value) = serde_json::from_str::<serde_json::Value>(&v) else {
             return v;
         };
-        let path = format!("/{}", self.v_key.replace('~', "~0").replace('/', "~1"));
+        let path = crate::args::pointer_push("", &self.v_key);
         let (c, repairs) = crate::schema::coerce_in(&value, &prop, &root, &path);
         if repairs.is_empty() {
             return v;
