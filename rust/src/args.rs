@@ -380,15 +380,7 @@ impl ArgsWriter {
     /// decoded, skipped, recorded or waiting to be taken: then string text that needs no
     /// escaping comes out unchanged, and a caller may write it to the arguments itself.
     pub fn streams_string(&self) -> bool {
-        matches!(self.frames.last(), Some(Frame::Str))
-            && self.recorded.is_none()
-            && self.decoder.is_none()
-            && self.skip.is_none()
-            && self.hold.is_none()
-            && self.sniff.is_none()
-            && self.out.is_empty()
-            && self.w.out.is_empty()
-            && self.diags.is_empty()
+        self.takes_escaped() && self.out.is_empty() && self.w.out.is_empty() && self.diags.is_empty()
     }
 
     /// Takes the output produced since the last call.
@@ -492,12 +484,24 @@ impl ArgsWriter {
             Some(Frame::Object { slot, slot_path, .. }) => {
                 (std::mem::replace(slot, Slot::Schema(None)), std::mem::take(slot_path))
             }
+            // Paths only serve diagnostics, which need a schema: below none, they stay empty.
             Some(Frame::Array { items, path, index }) => {
-                let p = format!("{path}/{index}");
+                let p = if items.is_some() {
+                    format!("{path}/{index}")
+                } else {
+                    String::new()
+                };
                 *index += 1;
                 (Slot::Schema(items.clone()), p)
             }
-            Some(Frame::Wrap { items, path }) => (Slot::Schema(items.clone()), format!("{path}/0")),
+            Some(Frame::Wrap { items, path }) => {
+                let p = if items.is_some() {
+                    format!("{path}/0")
+                } else {
+                    String::new()
+                };
+                (Slot::Schema(items.clone()), p)
+            }
             Some(Frame::Decode { schema, path, .. }) => (Slot::Schema(Some(schema.clone())), path.clone()),
             Some(Frame::Str) => (Slot::Schema(None), String::new()),
         }
@@ -944,7 +948,12 @@ impl ArgsWriter {
                     slot_path,
                 }) = self.frames.last_mut()
                 {
-                    let p = pointer_push(path, k);
+                    // Paths only serve diagnostics, which need a schema.
+                    let p = if schema.is_some() {
+                        pointer_push(path, k)
+                    } else {
+                        String::new()
+                    };
                     let sub = match schema {
                         None => Slot::Schema(None),
                         Some(s) => match s.try_project(|n, _| n.get("properties")?.get(k)) {
@@ -968,16 +977,12 @@ impl ArgsWriter {
                     if required && !seen.iter().any(|s| s == k) {
                         seen.push(k.to_string());
                     }
-                    let drop = matches!(sub, Slot::Drop);
+                    let dropped = matches!(sub, Slot::Drop)
+                        .then(|| format!("{p}: not allowed (additionalProperties is false); dropped"));
                     *slot = sub;
-                    *slot_path = p.clone();
-                    if drop {
-                        self.note(
-                            "dropped_property",
-                            at,
-                            at,
-                            format!("{p}: not allowed (additionalProperties is false); dropped"),
-                        );
+                    *slot_path = p;
+                    if let Some(message) = dropped {
+                        self.note("dropped_property", at, at, message);
                         return;
                     }
                 }
@@ -1027,6 +1032,21 @@ impl TokenSink for ArgsWriter {
             rec.push((OwnedToken::of(&tok), at));
         }
         self.handle(tok, at);
+        self.sync();
+    }
+
+    /// A string written as it arrives (nothing held, decoded, skipped, sniffed or recorded).
+    fn takes_escaped(&self) -> bool {
+        matches!(self.frames.last(), Some(Frame::Str))
+            && self.recorded.is_none()
+            && self.decoder.is_none()
+            && self.skip.is_none()
+            && self.hold.is_none()
+            && self.sniff.is_none()
+    }
+
+    fn escaped(&mut self, text: &str, at: usize) {
+        self.w.escaped(text, at);
         self.sync();
     }
 }

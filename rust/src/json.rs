@@ -14,6 +14,10 @@ use crate::event::Repair;
 /// Maximum nesting depth accepted before the scanner stops with an error.
 pub const MAX_DEPTH: usize = 256;
 
+/// Inside a value string, input shorter than this is decoded as usual rather than offered
+/// to the sink in escaped form (asking costs more than it saves on a few bytes).
+const ESCAPED_MIN: usize = 16;
+
 /// One lexical unit of a JSON value, as decoded text.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Token<'a> {
@@ -42,6 +46,21 @@ pub trait TokenSink {
     /// tool call); the scanner then returns `Progress::Done` at the next byte boundary.
     fn wants_stop(&self) -> bool {
         false
+    }
+
+    /// Whether the sink, at this point, takes the text of the open value string in its
+    /// escaped form through [`TokenSink::escaped`] (the scanner then skips decoding it).
+    fn takes_escaped(&self) -> bool {
+        false
+    }
+
+    /// Text of the open value string as written in the input, which this module's writer
+    /// would write back unchanged ([`is_verbatim_string_text`] holds for it). Only sent while
+    /// [`TokenSink::takes_escaped`] holds; by default it is decoded and sent as a
+    /// [`Token::StringPart`].
+    fn escaped(&mut self, text: &str, at: usize) {
+        let decoded = unescape_simple(text);
+        self.token(Token::StringPart(&decoded), at);
     }
 }
 
@@ -334,6 +353,29 @@ impl Scanner {
                 Mode::Done => return Progress::Done { consumed: i },
                 Mode::Failed => return Progress::Error { consumed: i },
                 Mode::Str { quote, key, python_raw } => {
+                    // Fastest path: text that the sink would write back as it stands (plain
+                    // text and simple escapes) goes through in its escaped form, neither
+                    // decoded nor re-escaped. Short rests (streamed deltas) skip the check.
+                    if quote == b'"'
+                        && !key
+                        && !python_raw
+                        && !self.triple
+                        && self.dialect == Dialect::Json
+                        && self.high_surrogate.is_none()
+                        && bytes.len() - i >= ESCAPED_MIN
+                        && sink.takes_escaped()
+                    {
+                        let n = verbatim_prefix_len(&bytes[i..]);
+                        if n > 0 {
+                            self.flush_str(sink);
+                            sink.escaped(&input[i..i + n], self.base + self.pos);
+                            i += n;
+                            self.pos += n;
+                            if i >= bytes.len() {
+                                break;
+                            }
+                        }
+                    }
                     // Fast path: a run of ordinary characters.
                     let run_start = i;
                     let newline_ends = quote != b'"' && self.dialect == Dialect::Python && !self.triple;
@@ -1277,7 +1319,9 @@ pub struct JsonWriter {
     pub out: String,
     /// Per open container: its closer, and whether it has written an element yet.
     open: Vec<(char, bool)>,
-    pending_key: Option<String>,
+    /// The key waiting for its value (`has_key`); the buffer is reused from key to key.
+    pending_key: String,
+    has_key: bool,
 }
 
 impl JsonWriter {
@@ -1301,10 +1345,11 @@ impl JsonWriter {
     }
 
     fn before_value(&mut self) {
-        if let Some(k) = self.pending_key.take() {
+        if self.has_key {
+            self.has_key = false;
             self.separator();
             self.out.push('"');
-            escape_into(&mut self.out, &k);
+            escape_into(&mut self.out, &self.pending_key);
             self.out.push_str("\":");
             return;
         }
@@ -1369,26 +1414,33 @@ fn has_control(bytes: &[u8]) -> bool {
     chunks.remainder().iter().any(|&c| c < 0x20)
 }
 
-/// True when one of the eight bytes in `w` is a control character, `"` or `\\` (SWAR).
+/// A mask with the high bit set in each of the eight bytes of `w` that is a control
+/// character, `"` or `\\` (SWAR). Bits above the lowest set one may be spurious (borrows),
+/// but the lowest set bit always marks the first such byte.
 #[inline]
-fn swar_needs_escape(w: u64) -> bool {
+fn swar_escape_mask(w: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
     let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
-    (below_space | has_zero(w ^ (LO * u64::from(b'"'))) | has_zero(w ^ (LO * u64::from(b'\\')))) != 0
+    below_space | has_zero(w ^ (LO * u64::from(b'"'))) | has_zero(w ^ (LO * u64::from(b'\\')))
 }
 
-/// From `i`, skips whole 8-byte words of `bytes` in which no byte needs escaping; returns
-/// where the first word that does (or the tail shorter than a word) starts.
-fn skip_words_needing_no_escape(bytes: &[u8], mut i: usize) -> usize {
+/// Where the first byte at or after `i` that needs escaping inside a JSON string (a control
+/// character, `"` or `\\`) is, or `bytes.len()`; eight bytes at a time.
+#[inline]
+pub(crate) fn find_needing_escape(bytes: &[u8], mut i: usize) -> usize {
     while i + 8 <= bytes.len() {
         let mut word = [0u8; 8];
         word.copy_from_slice(&bytes[i..i + 8]);
-        if swar_needs_escape(u64::from_le_bytes(word)) {
-            break;
+        let mask = swar_escape_mask(u64::from_le_bytes(word));
+        if mask != 0 {
+            return i + (mask.trailing_zeros() / 8) as usize;
         }
         i += 8;
+    }
+    while i < bytes.len() && !NEEDS_ESCAPE[bytes[i] as usize] {
+        i += 1;
     }
     i
 }
@@ -1398,23 +1450,53 @@ fn skip_words_needing_no_escape(bytes: &[u8], mut i: usize) -> usize {
 /// complete escape that re-escapes to itself (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`;
 /// not `\/` or `\u`, which come back as other text).
 pub fn is_verbatim_string_text(s: &str) -> bool {
-    let bytes = s.as_bytes();
+    verbatim_prefix_len(s.as_bytes()) == s.len()
+}
+
+/// How many bytes at the start of `bytes` are text that [`is_verbatim_string_text`] accepts
+/// (it stops before a quote, a control character, an escape that is not written back as it
+/// stands, and an escape cut off at the end).
+pub fn verbatim_prefix_len(bytes: &[u8]) -> usize {
     let mut i = 0;
-    while i < bytes.len() {
-        i = skip_words_needing_no_escape(bytes, i);
-        let Some(&b) = bytes.get(i) else { break };
-        if b == b'\\' {
-            match bytes.get(i + 1) {
-                Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
-                _ => return false,
-            }
-        } else if NEEDS_ESCAPE[b as usize] {
-            return false;
+    loop {
+        i = find_needing_escape(bytes, i);
+        if i < bytes.len()
+            && bytes[i] == b'\\'
+            && matches!(bytes.get(i + 1), Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't'))
+        {
+            i += 2;
         } else {
-            i += 1;
+            return i;
         }
     }
-    true
+}
+
+/// Decodes text that [`is_verbatim_string_text`] accepts (only simple escapes).
+fn unescape_simple(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(k) = rest.find('\\') {
+        out.push_str(&rest[..k]);
+        let decoded = match rest.as_bytes().get(k + 1) {
+            Some(b'"') => '"',
+            Some(b'\\') => '\\',
+            Some(b'b') => '\u{8}',
+            Some(b'f') => '\u{c}',
+            Some(b'n') => '\n',
+            Some(b'r') => '\r',
+            Some(b't') => '\t',
+            // Not verbatim text (the caller broke the contract): keep the backslash.
+            _ => {
+                out.push('\\');
+                rest = &rest[k + 1..];
+                continue;
+            }
+        };
+        out.push(decoded);
+        rest = &rest[k + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Appends `s` to `out` with JSON string escaping (no quotes).
@@ -1423,11 +1505,7 @@ pub fn escape_into(out: &mut String, s: &str) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        // Skip a run of bytes that need no escaping, eight at a time while possible.
-        i = skip_words_needing_no_escape(bytes, i);
-        while i < bytes.len() && !NEEDS_ESCAPE[bytes[i] as usize] {
-            i += 1;
-        }
+        i = find_needing_escape(bytes, i);
         if i == bytes.len() {
             break;
         }
@@ -1468,7 +1546,7 @@ impl TokenSink for JsonWriter {
                 self.open.push((']', true));
             }
             Token::EndObject => {
-                self.pending_key = None;
+                self.has_key = false;
                 self.open.pop();
                 self.out.push('}');
             }
@@ -1477,7 +1555,9 @@ impl TokenSink for JsonWriter {
                 self.out.push(']');
             }
             Token::Key(k) => {
-                self.pending_key = Some(k.to_string());
+                self.pending_key.clear();
+                self.pending_key.push_str(k);
+                self.has_key = true;
             }
             Token::BeginString => {
                 self.before_value();
@@ -1498,6 +1578,14 @@ impl TokenSink for JsonWriter {
                 self.out.push_str("null");
             }
         }
+    }
+
+    fn takes_escaped(&self) -> bool {
+        true
+    }
+
+    fn escaped(&mut self, text: &str, _at: usize) {
+        self.out.push_str(text);
     }
 }
 
@@ -1548,6 +1636,78 @@ mod tests {
             r#"\x"#,
         ] {
             assert!(!is_verbatim_string_text(text), "{text:?}");
+        }
+    }
+
+    /// Writes tokens with a [`JsonWriter`]; takes escaped text when `takes` (and then either
+    /// writes it as it stands or, with `default_decode`, decodes it as the trait's default does).
+    #[derive(Default)]
+    struct Recorder {
+        takes: bool,
+        default_decode: bool,
+        w: JsonWriter,
+        escaped_bytes: usize,
+    }
+
+    impl TokenSink for Recorder {
+        fn token(&mut self, tok: Token<'_>, at: usize) {
+            self.w.token(tok, at);
+        }
+        fn takes_escaped(&self) -> bool {
+            self.takes
+        }
+        fn escaped(&mut self, text: &str, at: usize) {
+            self.escaped_bytes += text.len();
+            if self.default_decode {
+                let decoded = unescape_simple(text);
+                self.token(Token::StringPart(&decoded), at);
+            } else {
+                self.w.escaped(text, at);
+            }
+        }
+    }
+
+    #[test]
+    fn escaped_string_text_gives_what_decoding_gives() {
+        let long = "0123456789abcdef".repeat(3);
+        let texts = [
+            format!(r#"{{"code": "{long}\n\t\"x\" \\ {long}", "n": 1}}"#),
+            format!(r#"["{long}\u00e9\/{long}", "{long}\ud83d\ude00{long}", "{long}\ud83d{long}"]"#),
+            format!("{{\"ctl\": \"{long}\u{1}{long}\", \"q\": \"{long} \"inner\" {long}\"}}"),
+            format!(r#"{{"{long}key\n": "{long}\x{long}", "cut": "{long}\"#),
+            format!(r#"{{"naive": "{long}naïve 👍 東京{long}\b\f\r"}}"#),
+        ];
+        for text in &texts {
+            let run = |takes: bool, default_decode: bool, size: usize| {
+                let mut sc = Scanner::new(Dialect::Json, true, 0);
+                let mut r = Recorder {
+                    takes,
+                    default_decode,
+                    ..Recorder::default()
+                };
+                let mut pending = String::new();
+                let chars: Vec<char> = text.chars().collect();
+                for chunk in chars.chunks(size) {
+                    pending.extend(chunk.iter());
+                    if let Progress::Partial { consumed } | Progress::Done { consumed } = sc.feed(&pending, &mut r) {
+                        pending.drain(..consumed);
+                    }
+                }
+                if !sc.is_done() {
+                    sc.finish(&mut r);
+                }
+                (r.w.out, sc.repairs.len(), r.escaped_bytes)
+            };
+            let (want, repairs, none) = run(false, false, usize::MAX / 2);
+            assert_eq!(none, 0);
+            for size in [1, 7, 20, usize::MAX / 2] {
+                let (out, n, escaped) = run(true, false, size);
+                assert_eq!((&out, n), (&want, repairs), "{text} in chunks of {size}");
+                if size > 20 {
+                    assert!(escaped >= 2 * long.len(), "{escaped} escaped bytes of {text}");
+                }
+                assert_eq!(run(true, true, size).0, want, "{text} decoded by default");
+            }
         }
     }
 

@@ -247,6 +247,16 @@ impl TokenSink for EnvSink<'_> {
         self.st.stop
     }
 
+    fn takes_escaped(&self) -> bool {
+        self.st.streams_args_string()
+    }
+
+    fn escaped(&mut self, text: &str, at: usize) {
+        // Only sent while `streams_args_string` holds: the text is arguments text as it stands.
+        self.st.offset = at;
+        self.out.args(text);
+    }
+
     fn token(&mut self, tok: Token<'_>, at: usize) {
         self.st.offset = at;
         let depth_before = self.st.depth;
