@@ -362,16 +362,11 @@ impl Emitter {
         }
         let Some(tools) = self.tools.as_deref() else { return out };
         let call = &self.calls[index];
-        let args = call.arguments.trim();
-        let value = if args.is_empty() {
-            serde_json::Value::Object(Default::default())
-        } else {
-            match serde_json::from_str(args) {
-                Ok(v) => v,
-                Err(_) => return out, // not JSON: nothing to validate (families always write JSON)
-            }
-        };
         let name = &call.name;
+        // Not JSON: nothing to validate (families always write JSON).
+        let Some(checked) = tools.check_text(name, &call.arguments) else {
+            return out;
+        };
         let (start, end) = self.call_spans.get(index).copied().unwrap_or((0, 0));
         let mut diag = |kind, message: String| {
             out.push(Diagnostic {
@@ -381,7 +376,7 @@ impl Emitter {
                 message,
             })
         };
-        match tools.check(name, &value) {
+        match checked {
             Checked::Valid => {}
             Checked::Violations { found, total } => {
                 for v in &found {

@@ -102,6 +102,16 @@ impl ToolSet {
         }
     }
 
+    /// Checks the arguments of a call to `name` given as JSON text (see
+    /// [`ToolSet::check`]); `None` when the text is not JSON. Faster than parsing the text
+    /// and calling `check` where the schema allows it.
+    pub fn check_text(&self, name: &str, arguments: &str) -> Option<Checked> {
+        match self.tools.iter().position(|t| t.name == name) {
+            Some(i) => self.validators.check_text(i, &self.tools[i].parameters, arguments),
+            None => Some(Checked::Valid),
+        }
+    }
+
     /// Parses a JSON text holding a `tools` array.
     pub fn from_json_str(text: &str) -> Result<Self, ToolsError> {
         let v: Value = serde_json::from_str(text).map_err(|e| ToolsError(format!("tools is not valid JSON: {e}")))?;

@@ -38,8 +38,9 @@ pub struct Violation {
 
 /// The outcome of compiling one tool's schema.
 enum Compiled {
+    /// The validator, and the quick check's plan when the schema is in its subset.
     #[cfg(feature = "validate")]
-    Ok(Box<jsonschema::Validator>),
+    Ok(Box<jsonschema::Validator>, Option<crate::quick_check::Plan>),
     /// No schema (`"parameters": null`): anything goes.
     Any,
     /// The schema is not a valid JSON Schema (or uses unresolvable references).
@@ -74,7 +75,7 @@ fn compile(schema: &Value) -> Compiled {
     }
     let built = std::panic::catch_unwind(|| jsonschema::options().with_retriever(Offline).build(schema));
     match built {
-        Ok(Ok(v)) => Compiled::Ok(Box::new(v)),
+        Ok(Ok(v)) => Compiled::Ok(Box::new(v), crate::quick_check::Plan::compile(schema)),
         Ok(Err(e)) => Compiled::Invalid(clip(&e.to_string())),
         Err(_) => Compiled::Invalid("the validator failed on this schema".into()),
     }
@@ -122,26 +123,58 @@ impl Validators {
         }
     }
 
+    /// Runs `then` on the compiled schema of the tool at `index` (`schema` is its schema).
+    fn with_compiled<R>(&self, index: usize, schema: &Value, then: impl FnOnce(&Compiled) -> R) -> R {
+        match self.slots.get(index) {
+            Some(slot) => then(slot.get_or_init(|| compile(schema))),
+            // A tool added to the set after it was built: compile without caching.
+            None => then(&compile(schema)),
+        }
+    }
+
     /// Checks `arguments` against `schema`, the schema of the tool at `index`.
     pub(crate) fn check(&self, index: usize, schema: &Value, arguments: &Value) -> Checked {
-        let uncached;
-        let compiled = match self.slots.get(index) {
-            Some(slot) => slot.get_or_init(|| compile(schema)),
-            None => {
-                // A tool added to the set after it was built: compile without caching.
-                uncached = compile(schema);
-                &uncached
-            }
-        };
         #[cfg(not(feature = "validate"))]
         let _ = arguments;
-        match compiled {
+        self.with_compiled(index, schema, |compiled| match compiled {
             Compiled::Invalid(msg) => Checked::InvalidSchema(msg.clone()),
             Compiled::Any => Checked::Valid,
             #[cfg(feature = "validate")]
-            Compiled::Ok(v) => check_with(v, arguments),
-        }
+            Compiled::Ok(v, _) => check_with(v, arguments),
+        })
     }
+
+    /// Checks arguments given as JSON text (empty text is `{}`); `None` when the text is
+    /// not JSON. Where the schema is in the quick check's subset and the text passes it, no
+    /// value is built at all.
+    pub(crate) fn check_text(&self, index: usize, schema: &Value, text: &str) -> Option<Checked> {
+        self.with_compiled(index, schema, |compiled| {
+            #[cfg(feature = "validate")]
+            if let Compiled::Ok(_, Some(plan)) = compiled {
+                if plan.accepts(text) {
+                    return Some(Checked::Valid);
+                }
+            }
+            let value = parse_arguments(text)?;
+            #[cfg(not(feature = "validate"))]
+            let _ = value;
+            Some(match compiled {
+                Compiled::Invalid(msg) => Checked::InvalidSchema(msg.clone()),
+                Compiled::Any => Checked::Valid,
+                #[cfg(feature = "validate")]
+                Compiled::Ok(v, _) => check_with(v, &value),
+            })
+        })
+    }
+}
+
+/// Arguments text as a value: empty text is `{}`; `None` when it is not JSON.
+fn parse_arguments(text: &str) -> Option<Value> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Some(Value::Object(Default::default()));
+    }
+    serde_json::from_str(text).ok()
 }
 
 #[cfg(feature = "validate")]
@@ -221,6 +254,38 @@ mod tests {
             Checked::Valid => Vec::new(),
             Checked::Violations { found, .. } => found,
             Checked::InvalidSchema(m) => panic!("invalid schema: {m}"),
+        }
+    }
+
+    #[test]
+    fn checking_text_gives_what_checking_the_value_gives() {
+        let quick = json!({"type": "object", "properties": {"n": {"type": "integer"}, "u": {"enum": ["c", "f"]}},
+                           "required": ["n"], "additionalProperties": false});
+        let full_only =
+            json!({"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}, "required": ["n"]});
+        for schema in [quick, full_only, json!({"type": "object", "required": "n"})] {
+            let set = tools(schema.clone());
+            for text in [
+                r#"{"n":1}"#,
+                r#"{"n":-1,"u":"f"}"#,
+                r#"{"n":1.5}"#,
+                r#"{"u":"k","x":1}"#,
+                r#"{"n":"1"}"#,
+                "",
+                "  ",
+            ] {
+                let value = if text.trim().is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_str(text).expect("json")
+                };
+                assert_eq!(
+                    set.check_text("f", text),
+                    Some(set.check("f", &value)),
+                    "{text} against {schema}"
+                );
+            }
+            assert_eq!(set.check_text("f", "{not json"), None);
         }
     }
 
