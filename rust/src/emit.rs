@@ -71,6 +71,9 @@ pub fn random_seed() -> u64 {
     h.finish()
 }
 
+/// The most a call's arguments buffer is given up front by [`Emitter::set_arguments_hint`].
+pub const MAX_ARGUMENTS_HINT: usize = 64 * 1024;
+
 /// Collects events and the accumulated result. See the module docs.
 #[derive(Debug)]
 pub struct Emitter {
@@ -96,6 +99,8 @@ pub struct Emitter {
     pub format: Option<&'static str>,
     /// Keep events (off for whole parses, which only need the result).
     record_events: bool,
+    /// Capacity each call's arguments start with (see [`Emitter::set_arguments_hint`]).
+    arguments_hint: usize,
     /// Coerce arguments to the declared tools' schemas (on by default).
     coerce: bool,
     /// Validate finished calls against the declared tools' schemas (on by default).
@@ -127,6 +132,7 @@ impl Emitter {
             before: None,
             format: None,
             record_events: true,
+            arguments_hint: 0,
             coerce: true,
             validate: true,
             name_span: None,
@@ -138,6 +144,13 @@ impl Emitter {
     /// Whether to keep events (a whole parse needs only the result).
     pub fn set_record_events(&mut self, on: bool) {
         self.record_events = on;
+    }
+
+    /// Lets each call's arguments start with room for `bytes` (capped at
+    /// [`MAX_ARGUMENTS_HINT`]) and gives back what is unused when the call ends: a whole
+    /// parse passes its text's length, so a long argument is not copied as its buffer doubles.
+    pub fn set_arguments_hint(&mut self, bytes: usize) {
+        self.arguments_hint = bytes.min(MAX_ARGUMENTS_HINT);
     }
 
     /// Whether finished calls are validated against the declared tools' schemas.
@@ -296,7 +309,7 @@ impl Emitter {
         self.calls.push(ToolCall {
             id: id.clone(),
             name: name.to_string(),
-            arguments: String::new(),
+            arguments: String::with_capacity(self.arguments_hint),
         });
         self.events.push(Event::ToolCallStart {
             index,
@@ -331,6 +344,9 @@ impl Emitter {
     /// [`Emitter::validate_ended`] (see [`Emitter::set_validate`]).
     pub fn end_call(&mut self) {
         if let Some(index) = self.open_call.take() {
+            if self.arguments_hint > 0 {
+                self.calls[index].arguments.shrink_to_fit();
+            }
             self.events.push(Event::ToolCallEnd { index });
         }
     }

@@ -351,6 +351,7 @@ fn feed_family(family: &mut dyn Family, out: &mut Emitter, offset: usize, before
 pub fn parse(text: &str, opts: Options) -> Result<ParseResult, ParseError> {
     let mut p = StreamParser::new(opts)?;
     p.out.set_record_events(false);
+    p.out.set_arguments_hint(text.len());
     p.feed(text)?;
     p.finish()?;
     let format = p.fixed_format.or(p.out.format);
