@@ -43,19 +43,17 @@ impl IdGen {
         z ^ (z >> 31)
     }
 
-    fn alnum(&mut self, n: usize) -> String {
-        let mut s = String::with_capacity(n);
-        while s.len() < n {
+    /// Appends `n` random alphanumerics to `s`.
+    fn push_alnum(&mut self, s: &mut String, n: usize) {
+        let mut left = n;
+        while left > 0 {
             let mut r = self.next_u64();
-            for _ in 0..10 {
-                if s.len() == n {
-                    break;
-                }
+            for _ in 0..left.min(10) {
                 s.push(ALNUM[(r % 62) as usize] as char);
                 r /= 62;
+                left -= 1;
             }
         }
-        s
     }
 }
 
@@ -302,19 +300,30 @@ impl Emitter {
         let id = match id {
             Some(id) if !id.is_empty() => id.to_string(),
             _ => match self.id_style {
-                IdStyle::OpenAi => format!("call_{}", self.ids.alnum(24)),
-                IdStyle::Mistral9 => self.ids.alnum(9),
+                IdStyle::OpenAi => {
+                    let mut id = String::with_capacity(29);
+                    id.push_str("call_");
+                    self.ids.push_alnum(&mut id, 24);
+                    id
+                }
+                IdStyle::Mistral9 => {
+                    let mut id = String::with_capacity(9);
+                    self.ids.push_alnum(&mut id, 9);
+                    id
+                }
             },
         };
+        if self.record_events {
+            self.events.push(Event::ToolCallStart {
+                index,
+                id: id.clone(),
+                name: name.to_string(),
+            });
+        }
         self.calls.push(ToolCall {
-            id: id.clone(),
-            name: name.to_string(),
-            arguments: String::with_capacity(self.arguments_hint),
-        });
-        self.events.push(Event::ToolCallStart {
-            index,
             id,
             name: name.to_string(),
+            arguments: String::with_capacity(self.arguments_hint),
         });
         self.open_call = Some(index);
         self.call_spans.push(self.name_span.take().unwrap_or((0, 0)));
@@ -347,7 +356,9 @@ impl Emitter {
             if self.arguments_hint > 0 {
                 self.calls[index].arguments.shrink_to_fit();
             }
-            self.events.push(Event::ToolCallEnd { index });
+            if self.record_events {
+                self.events.push(Event::ToolCallEnd { index });
+            }
         }
     }
 
