@@ -423,17 +423,7 @@ impl Scanner {
                     }
                     if c == b'\\' {
                         // Fast path: a simple escape whose second byte is already here.
-                        let simple = match bytes.get(i + 1) {
-                            Some(b'"') => Some("\""),
-                            Some(b'\\') => Some("\\"),
-                            Some(b'/') => Some("/"),
-                            Some(b'n') => Some("\n"),
-                            Some(b't') => Some("\t"),
-                            Some(b'r') => Some("\r"),
-                            Some(b'b') => Some("\u{8}"),
-                            Some(b'f') => Some("\u{c}"),
-                            _ => None,
-                        };
+                        let simple = bytes.get(i + 1).copied().and_then(simple_escape);
                         if let Some(decoded) = simple {
                             if self.high_surrogate.take().is_some() {
                                 self.push_char(char::REPLACEMENT_CHARACTER, key);
@@ -1471,29 +1461,38 @@ pub fn verbatim_prefix_len(bytes: &[u8]) -> usize {
     }
 }
 
+/// What a one-character JSON escape decodes to, given the byte after its backslash.
+fn simple_escape(b: u8) -> Option<&'static str> {
+    Some(match b {
+        b'"' => "\"",
+        b'\\' => "\\",
+        b'/' => "/",
+        b'n' => "\n",
+        b't' => "\t",
+        b'r' => "\r",
+        b'b' => "\u{8}",
+        b'f' => "\u{c}",
+        _ => return None,
+    })
+}
+
 /// Decodes text that [`is_verbatim_string_text`] accepts (only simple escapes).
 fn unescape_simple(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(k) = rest.find('\\') {
         out.push_str(&rest[..k]);
-        let decoded = match rest.as_bytes().get(k + 1) {
-            Some(b'"') => '"',
-            Some(b'\\') => '\\',
-            Some(b'b') => '\u{8}',
-            Some(b'f') => '\u{c}',
-            Some(b'n') => '\n',
-            Some(b'r') => '\r',
-            Some(b't') => '\t',
+        match rest.as_bytes().get(k + 1).copied().and_then(simple_escape) {
+            Some(decoded) => {
+                out.push_str(decoded);
+                rest = &rest[k + 2..];
+            }
             // Not verbatim text (the caller broke the contract): keep the backslash.
-            _ => {
+            None => {
                 out.push('\\');
                 rest = &rest[k + 1..];
-                continue;
             }
-        };
-        out.push(decoded);
-        rest = &rest[k + 2..];
+        }
     }
     out.push_str(rest);
     out
