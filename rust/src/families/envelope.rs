@@ -309,7 +309,10 @@ impl TokenSink for EnvSink<'_> {
         }
         let st = &mut *self.st;
         let el = st.elem.as_mut().expect("element");
-        if !el.started {
+        // The shadow is the element's text if it is rejected: before its call starts, or, for
+        // JSON-encoded arguments (only they can still fail once the call has started), to
+        // the end, so that the text does not depend on where the call happened to start.
+        if !el.started || matches!(el.args, Args::Encoded | Args::Invalid) {
             el.shadow.token(tok.clone(), at);
         }
         match el.args {
@@ -792,6 +795,21 @@ mod tests {
         assert!(r.tool_calls.is_empty());
         check(None, r#"{"name":"t","arguments":"{\"a\":1,}"}"#);
         check(None, r#"{"name":"t","arguments":"{\"a\": [1, 2,,]} trailing"}"#);
+    }
+
+    /// JSON-encoded arguments that fail after their call has started: the element is kept as
+    /// content whole (balanced), however the output was chunked (a fuzz find).
+    #[test]
+    fn encoded_arguments_rejected_after_start_are_content_whatever_the_chunking() {
+        let text = "<tool_call>\n{\"name\": \"process\", \"arguments\"\" {:mxl\": \"<![CDATA\": \"x\0<y>\"}}\n</n\"";
+        let r = test_support::check(Some("hermes"), None, text);
+        let content = r.content.expect("content");
+        assert!(content.contains("CDATA") && content.contains("<y>"), "{content}");
+        assert!(
+            r.diagnostics.iter().any(|d| d.kind == "invalid_arguments"),
+            "{:?}",
+            r.diagnostics
+        );
     }
 
     /// Argument strings stream through the verbatim fast path (text fed while the scanner is
