@@ -193,6 +193,14 @@ impl EnvSink<'_> {
                 st.offset,
                 "arguments are not a JSON object; kept as content",
             );
+            if el.started {
+                // JSON-encoded arguments that failed after their call started: nothing is
+                // retracted, so the call ends with what it has, closed into a JSON object.
+                el.writer.close_all();
+                self.out.args(&el.writer.take());
+                self.out.diags(el.writer.take_diags());
+                self.out.end_call();
+            }
             st.elem = Some(el);
             reject(st, self.out);
             st.elem = None;
@@ -803,6 +811,11 @@ mod tests {
     fn encoded_arguments_rejected_after_start_are_content_whatever_the_chunking() {
         let text = "<tool_call>\n{\"name\": \"process\", \"arguments\"\" {:mxl\": \"<![CDATA\": \"x\0<y>\"}}\n</n\"";
         let r = test_support::check(Some("hermes"), None, text);
+        // The call had started: it stays, with arguments closed into a JSON object.
+        for call in &r.tool_calls {
+            let args: serde_json::Value = serde_json::from_str(&call.arguments).expect("JSON arguments");
+            assert!(args.is_object(), "{}", call.arguments);
+        }
         let content = r.content.expect("content");
         assert!(content.contains("CDATA") && content.contains("<y>"), "{content}");
         assert!(
