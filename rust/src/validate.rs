@@ -134,14 +134,7 @@ impl Validators {
 
     /// Checks `arguments` against `schema`, the schema of the tool at `index`.
     pub(crate) fn check(&self, index: usize, schema: &Value, arguments: &Value) -> Checked {
-        #[cfg(not(feature = "validate"))]
-        let _ = arguments;
-        self.with_compiled(index, schema, |compiled| match compiled {
-            Compiled::Invalid(msg) => Checked::InvalidSchema(msg.clone()),
-            Compiled::Any => Checked::Valid,
-            #[cfg(feature = "validate")]
-            Compiled::Ok(v, _) => check_with(v, arguments),
-        })
+        self.with_compiled(index, schema, |compiled| compiled.check(arguments))
     }
 
     /// Checks arguments given as JSON text (empty text is `{}`); `None` when the text is
@@ -155,16 +148,22 @@ impl Validators {
                     return Some(Checked::Valid);
                 }
             }
-            let value = parse_arguments(text)?;
-            #[cfg(not(feature = "validate"))]
-            let _ = value;
-            Some(match compiled {
-                Compiled::Invalid(msg) => Checked::InvalidSchema(msg.clone()),
-                Compiled::Any => Checked::Valid,
-                #[cfg(feature = "validate")]
-                Compiled::Ok(v, _) => check_with(v, &value),
-            })
+            Some(compiled.check(&parse_arguments(text)?))
         })
+    }
+}
+
+impl Compiled {
+    /// Checks `arguments` with this compiled schema.
+    fn check(&self, arguments: &Value) -> Checked {
+        #[cfg(not(feature = "validate"))]
+        let _ = arguments;
+        match self {
+            Compiled::Invalid(msg) => Checked::InvalidSchema(msg.clone()),
+            Compiled::Any => Checked::Valid,
+            #[cfg(feature = "validate")]
+            Compiled::Ok(v, _) => check_with(v, arguments),
+        }
     }
 }
 
