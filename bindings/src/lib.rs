@@ -172,60 +172,85 @@ fn tools_arg(tools: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<core::Tool
     }
 }
 
-/// A streaming event.
+/// A streaming event: the core's event as it stands (making one moves it into the
+/// object, nothing else; short text fragments are held inline).
 #[pyclass(module = "toolmend._core", frozen, eq)]
 #[derive(PartialEq)]
-struct Event {
-    kind: &'static str,
-    /// Text of content, reasoning and argument events; `None` otherwise (short fragments
-    /// are held inline: making an event allocates nothing but the object).
-    text: Option<core::Text>,
-    /// The call index of tool-call events.
-    #[pyo3(get)]
-    index: Option<usize>,
-    /// The call id (start events).
-    #[pyo3(get)]
-    id: Option<String>,
-    /// The tool name (start events).
-    #[pyo3(get)]
-    name: Option<String>,
-}
+struct Event(core::Event);
 
 #[pymethods]
 impl Event {
     /// Text of content, reasoning and argument events; `None` otherwise.
     #[getter]
     fn text<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyString>> {
-        self.text.as_deref().map(|t| PyString::new(py, t))
+        self.text_str().map(|t| PyString::new(py, t))
     }
 
     /// `content`, `reasoning`, `tool_call_start`, `tool_call_args` or `tool_call_end`.
     #[getter]
     fn kind<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
         // Interned: reading the kind of every event allocates nothing.
-        let s = match self.kind {
-            "content" => intern!(py, "content"),
-            "reasoning" => intern!(py, "reasoning"),
-            "tool_call_start" => intern!(py, "tool_call_start"),
-            "tool_call_args" => intern!(py, "tool_call_args"),
-            "tool_call_end" => intern!(py, "tool_call_end"),
-            other => return PyString::new(py, other),
-        };
-        s.clone()
+        match self.0 {
+            core::Event::Content(_) => intern!(py, "content"),
+            core::Event::Reasoning(_) => intern!(py, "reasoning"),
+            core::Event::ToolCallStart { .. } => intern!(py, "tool_call_start"),
+            core::Event::ToolCallArgs { .. } => intern!(py, "tool_call_args"),
+            core::Event::ToolCallEnd { .. } => intern!(py, "tool_call_end"),
+        }
+        .clone()
+    }
+
+    /// The call index of tool-call events; `None` otherwise.
+    #[getter]
+    fn index(&self) -> Option<usize> {
+        match self.0 {
+            core::Event::ToolCallStart { index, .. }
+            | core::Event::ToolCallArgs { index, .. }
+            | core::Event::ToolCallEnd { index } => Some(index),
+            core::Event::Content(_) | core::Event::Reasoning(_) => None,
+        }
+    }
+
+    /// The call id (start events); `None` otherwise.
+    #[getter]
+    fn id(&self) -> Option<&str> {
+        match &self.0 {
+            core::Event::ToolCallStart { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The tool name (start events); `None` otherwise.
+    #[getter]
+    fn name(&self) -> Option<&str> {
+        match &self.0 {
+            core::Event::ToolCallStart { name, .. } => Some(name),
+            _ => None,
+        }
     }
 
     fn __repr__(&self) -> String {
-        let text = opt_repr(self.text.as_deref());
-        let index = self.index.map_or_else(|| "None".to_string(), |i| i.to_string());
-        match self.kind {
-            "tool_call_start" => format!(
+        let text = opt_repr(self.text_str());
+        match &self.0 {
+            core::Event::ToolCallStart { index, id, name } => format!(
                 "Event(kind='tool_call_start', index={index}, id={}, name={})",
-                opt_repr(self.id.as_deref()),
-                opt_repr(self.name.as_deref())
+                opt_repr(Some(id)),
+                opt_repr(Some(name))
             ),
-            "tool_call_end" => format!("Event(kind='tool_call_end', index={index})"),
-            "tool_call_args" => format!("Event(kind='tool_call_args', index={index}, text={text})"),
-            k => format!("Event(kind='{k}', text={text})"),
+            core::Event::ToolCallEnd { index } => format!("Event(kind='tool_call_end', index={index})"),
+            core::Event::ToolCallArgs { index, .. } => {
+                format!("Event(kind='tool_call_args', index={index}, text={text})")
+            }
+            e => format!("Event(kind='{}', text={text})", e.kind()),
+        }
+    }
+}
+
+impl Event {
+    fn text_str(&self) -> Option<&str> {
+        match &self.0 {
+            core::Event::Content(t) | core::Event::Reasoning(t) | core::Event::ToolCallArgs { text: t, .. } => Some(t),
+            core::Event::ToolCallStart { .. } | core::Event::ToolCallEnd { .. } => None,
         }
     }
 }
@@ -233,42 +258,6 @@ impl Event {
 /// A string as Python shows one (`None` when absent): quoted, with escapes.
 fn opt_repr(s: Option<&str>) -> String {
     s.map_or_else(|| "None".to_string(), |s| format!("{s:?}"))
-}
-
-impl From<core::Event> for Event {
-    fn from(e: core::Event) -> Self {
-        let kind = e.kind();
-        match e {
-            core::Event::Content(t) | core::Event::Reasoning(t) => Event {
-                kind,
-                text: Some(t),
-                index: None,
-                id: None,
-                name: None,
-            },
-            core::Event::ToolCallStart { index, id, name } => Event {
-                kind,
-                text: None,
-                index: Some(index),
-                id: Some(id),
-                name: Some(name),
-            },
-            core::Event::ToolCallArgs { index, text } => Event {
-                kind,
-                text: Some(text),
-                index: Some(index),
-                id: None,
-                name: None,
-            },
-            core::Event::ToolCallEnd { index } => Event {
-                kind,
-                text: None,
-                index: Some(index),
-                id: None,
-                name: None,
-            },
-        }
-    }
 }
 
 /// A parsed tool call; `arguments` is compact JSON object text.
@@ -432,7 +421,7 @@ fn options(
 }
 
 fn events(r: Result<Vec<core::Event>, core::ParseError>) -> PyResult<Vec<Event>> {
-    Ok(r.map_err(map_parse_error)?.into_iter().map(Event::from).collect())
+    Ok(r.map_err(map_parse_error)?.into_iter().map(Event).collect())
 }
 
 /// Runs a per-delta core call that appends its events to `buf`, then empties `buf` into a
@@ -447,7 +436,30 @@ fn fill_list<'py>(
         buf.clear();
         return Err(e);
     }
-    PyList::new(py, buf.drain(..).map(Event::from))
+    event_list(py, buf)
+}
+
+/// The `Event` type object, looked up once per process (PyO3 looks it up per object).
+static EVENT_TYPE: pyo3::sync::GILOnceCell<Py<pyo3::types::PyType>> = pyo3::sync::GILOnceCell::new();
+
+/// Empties `buf` into a new list of `Event` objects.
+fn event_list<'py>(py: Python<'py>, buf: &mut Vec<core::Event>) -> PyResult<Bound<'py, PyList>> {
+    use pyo3::impl_::pyclass_init::PyObjectInit;
+    let ty = EVENT_TYPE.get_or_init(py, || py.get_type::<Event>().unbind()).as_ptr();
+    let n = buf.len();
+    // SAFETY: PyList_New returns a new reference (or NULL with an exception set).
+    let list = unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyList_New(n as pyo3::ffi::Py_ssize_t))? }
+        .downcast_into::<PyList>()?;
+    for (i, e) in buf.drain(..).enumerate() {
+        let init = pyo3::PyClassInitializer::from(Event(e));
+        // SAFETY: `ty` is `Event`'s type object; the new reference it returns is moved into
+        // the list, which steals it, at an index below the list's length.
+        unsafe {
+            let obj = init.into_new_object(py, ty.cast::<pyo3::ffi::PyTypeObject>())?;
+            pyo3::ffi::PyList_SetItem(list.as_ptr(), i as pyo3::ffi::Py_ssize_t, obj);
+        }
+    }
+    Ok(list)
 }
 
 /// The UTF-8 text of a Python `str`, borrowed from the string object where the interpreter
@@ -801,6 +813,21 @@ unsafe fn call_pyo3_method(
         .into_ptr())
 }
 
+/// The `StreamParser` type object, looked up once per process.
+static STREAM_PARSER_TYPE: pyo3::sync::GILOnceCell<Py<pyo3::types::PyType>> = pyo3::sync::GILOnceCell::new();
+
+/// `obj` as a `StreamParser` when it is one. The class cannot be subclassed, so comparing
+/// the type pointer is the whole check (PyO3's downcast looks the type object up first).
+fn as_stream_parser<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> Option<&'a Bound<'py, StreamParser>> {
+    let py = obj.py();
+    let ty = STREAM_PARSER_TYPE.get_or_init(py, || py.get_type::<StreamParser>().unbind());
+    // SAFETY: `obj` is a live object; its type is exactly StreamParser's type object.
+    unsafe {
+        (pyo3::ffi::Py_TYPE(obj.as_ptr()) == ty.as_ptr().cast::<pyo3::ffi::PyTypeObject>())
+            .then(|| obj.downcast_unchecked::<StreamParser>())
+    }
+}
+
 macro_rules! fastcall_method {
     ($c_fn:ident, $body:ident, $pyo3_method:ident, $method:ident, $param:literal) => {
         unsafe extern "C" fn $c_fn(
@@ -836,7 +863,7 @@ macro_rules! fastcall_method {
             if one {
                 let this = Bound::from_borrowed_ptr(py, slf);
                 let arg = Bound::from_borrowed_ptr(py, *args);
-                if let (Ok(parser), Ok(text)) = (this.downcast::<StreamParser>(), arg.downcast::<PyString>()) {
+                if let (Some(parser), Ok(text)) = (as_stream_parser(&this), arg.downcast::<PyString>()) {
                     return parser.try_borrow_mut()?.$method(text).map(Bound::into_ptr);
                 }
             }
