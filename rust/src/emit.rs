@@ -439,10 +439,16 @@ impl Emitter {
         std::mem::take(&mut self.events)
     }
 
-    /// Moves the events produced since the last call to `dst`, keeping this buffer's
-    /// allocation for the next ones.
+    /// Moves the events produced since the last call to `dst`. Both buffers' allocations
+    /// are kept for the next events.
     pub fn move_events(&mut self, dst: &mut Vec<Event>) {
-        dst.append(&mut self.events);
+        if dst.is_empty() {
+            // The usual case (the caller empties its buffer after each feed): trade the
+            // buffers instead of moving the events.
+            std::mem::swap(dst, &mut self.events);
+        } else {
+            dst.append(&mut self.events);
+        }
     }
 
     /// End of output: drops held whitespace.
