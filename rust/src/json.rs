@@ -241,6 +241,47 @@ impl Scanner {
         self.pos += n;
     }
 
+    /// Consumes a backslash that ends the input, inside a plain string (see
+    /// [`Scanner::in_plain_string`]): the escape it starts is cut, and
+    /// [`Scanner::in_plain_escape`] holds until its next byte comes.
+    pub fn take_plain_escape_start(&mut self) {
+        debug_assert!(self.in_plain_string());
+        self.mode = Mode::Escape {
+            quote: b'"',
+            key: false,
+        };
+        self.pos += 1;
+    }
+
+    /// True when the last input ended with the backslash of an escape in a plain string
+    /// (see [`Scanner::in_plain_string`]): an escape cut between two deltas.
+    pub fn in_plain_escape(&self) -> bool {
+        self.dialect == Dialect::Json
+            && matches!(
+                self.mode,
+                Mode::Escape {
+                    quote: b'"',
+                    key: false
+                }
+            )
+            && !self.triple
+            && self.sbuf.is_empty()
+            && self.high_surrogate.is_none()
+    }
+
+    /// Consumes the byte that ends a cut escape the caller handled itself (only valid where
+    /// [`Scanner::in_plain_escape`] holds, for a byte [`is_verbatim_escape`] accepts): the
+    /// scanner is back inside the plain string.
+    pub fn take_plain_escape_end(&mut self) {
+        debug_assert!(self.in_plain_escape());
+        self.mode = Mode::Str {
+            quote: b'"',
+            key: false,
+            python_raw: false,
+        };
+        self.pos += 1;
+    }
+
     fn repair(&mut self, kind: &'static str, start: usize, message: impl Into<String>) {
         let end = self.base + self.pos;
         self.repairs.push(Repair {
@@ -1443,6 +1484,12 @@ pub fn is_verbatim_string_text(s: &str) -> bool {
     verbatim_prefix_len(s.as_bytes()) == s.len()
 }
 
+/// True when `\` followed by `b` is an escape the writers write back as it stands (every
+/// one-character JSON escape but `\/`, which they write as `/`).
+pub fn is_verbatim_escape(b: u8) -> bool {
+    matches!(b, b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't')
+}
+
 /// How many bytes at the start of `bytes` are text that [`is_verbatim_string_text`] accepts
 /// (it stops before a quote, a control character, an escape that is not written back as it
 /// stands, and an escape cut off at the end).
@@ -1450,10 +1497,7 @@ pub fn verbatim_prefix_len(bytes: &[u8]) -> usize {
     let mut i = 0;
     loop {
         i = find_needing_escape(bytes, i);
-        if i < bytes.len()
-            && bytes[i] == b'\\'
-            && matches!(bytes.get(i + 1), Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't'))
-        {
+        if i < bytes.len() && bytes[i] == b'\\' && bytes.get(i + 1).copied().is_some_and(is_verbatim_escape) {
             i += 2;
         } else {
             return i;

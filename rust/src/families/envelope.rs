@@ -666,19 +666,41 @@ impl Family for Envelope {
                     self.sink.offset = out.base + pos;
                     // Fast path: inside an argument string that streams through, text that the
                     // scanner would decode and the writers re-escape to itself (plain text and
-                    // complete simple escapes) is the arguments text as it stands.
+                    // complete simple escapes) is the arguments text as it stands. That holds
+                    // for the end of a simple escape cut by the last delta too (the scanner
+                    // held its backslash, which nothing has written yet). What follows such
+                    // text (a quote, another escape) goes to the scanner.
                     let rest = &input[pos..];
-                    if !eof
-                        && !rest.is_empty()
-                        && scanner.in_plain_string()
-                        && self.sink.streams_args_string()
-                        && crate::json::is_verbatim_string_text(rest)
-                    {
-                        scanner.take_plain(rest.len());
-                        out.args(rest);
-                        self.region_text(rest);
-                        self.scanner = Some(scanner);
-                        return input.len();
+                    if !eof && !rest.is_empty() && self.sink.streams_args_string() {
+                        let bytes = rest.as_bytes();
+                        let escape_end = scanner.in_plain_escape() && crate::json::is_verbatim_escape(bytes[0]);
+                        if escape_end || scanner.in_plain_string() {
+                            let skip = usize::from(escape_end);
+                            let n = skip + crate::json::verbatim_prefix_len(&bytes[skip..]);
+                            if n > 0 {
+                                if escape_end {
+                                    scanner.take_plain_escape_end();
+                                    out.args("\\");
+                                }
+                                scanner.take_plain(n - skip);
+                                let text = &rest[..n];
+                                out.args(text);
+                                self.region_text(text);
+                                pos += n;
+                                if &input[pos..] == "\\" {
+                                    // An escape cut at the end of the delta: the scanner holds
+                                    // its backslash until the next byte says what it is.
+                                    scanner.take_plain_escape_start();
+                                    self.region_text("\\");
+                                    pos += 1;
+                                }
+                                self.scanner = Some(scanner);
+                                if pos == input.len() {
+                                    return pos;
+                                }
+                                continue;
+                            }
+                        }
                     }
                     let progress = {
                         let mut sink = EnvSink {
