@@ -901,5 +901,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("UnknownFormatError", m.py().get_type::<UnknownFormatError>())?;
     m.add("InvalidToolsError", m.py().get_type::<InvalidToolsError>())?;
     m.add("ParserFinishedError", m.py().get_type::<ParserFinishedError>())?;
-    install_fastcall(m.py())
+    // The per-delta type objects are looked up at import (a process forked after it then
+    // has nothing to write for them).
+    let py = m.py();
+    EVENT_TYPE.get_or_init(py, || py.get_type::<Event>().unbind());
+    STREAM_PARSER_TYPE.get_or_init(py, || py.get_type::<StreamParser>().unbind());
+    install_fastcall(py)
 }
