@@ -7,9 +7,34 @@
 //! valgrind --tool=callgrind target/profiling/examples/prof_stream`
 //! `PROF_TIMES=1` prints the slowest deltas; `PROF_LIMIT=n` replays only the first n deltas;
 //! `PROF_FOCUS=i` feeds delta i through `feed_focused`, to profile that delta alone with
-//! callgrind's `--toggle-collect=*feed_focused*`.
+//! callgrind's `--toggle-collect=*feed_focused*`. `PROF_ALLOCS=1` prints the heap allocations
+//! made by each delta of the first replay, and by the parser's construction.
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use toolmend_core::{Options, StreamParser, ToolSet};
+
+/// The system allocator, counting allocations and reallocations (for `PROF_ALLOCS`).
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 fn synthetic() -> Vec<String> {
     let line = "    body = json.loads(event['body'])  # {'k': \\\"v\\\"}\\n";
@@ -49,14 +74,20 @@ fn main() {
     let mut times = vec![Vec::new(); deltas.len()];
     let mut events = 0;
     let mut buf = Vec::new();
-    for _ in 0..20 {
+    let allocs = std::env::var("PROF_ALLOCS").is_ok();
+    for round in 0..20 {
+        let before = ALLOCS.load(Ordering::Relaxed);
         let mut p = StreamParser::new(Options {
             format: Some(format.clone()),
             tools: tools.clone(),
             ..Options::default()
         })
         .expect("parser");
+        if allocs && round == 0 {
+            println!("construction: {} allocations", ALLOCS.load(Ordering::Relaxed) - before);
+        }
         for (i, d) in deltas.iter().enumerate() {
+            let before = ALLOCS.load(Ordering::Relaxed);
             let t0 = std::time::Instant::now();
             if focus == Some(i) {
                 feed_focused(&mut p, d, &mut buf);
@@ -65,6 +96,10 @@ fn main() {
             }
             if timed {
                 times[i].push(t0.elapsed().as_nanos());
+            }
+            let n = ALLOCS.load(Ordering::Relaxed) - before;
+            if allocs && round == 0 && n > 0 {
+                println!("delta {i:5}: {n} allocations {d:?}");
             }
             events += buf.len();
             buf.clear();
