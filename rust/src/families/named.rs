@@ -357,7 +357,8 @@ struct ArgState {
     /// Absolute offset of the last token.
     offset: usize,
     role: Role,
-    collecting: Option<String>,
+    /// The envelope's name string while it is read, and whether it reached the cap.
+    collecting: Option<(String, bool)>,
     env_name: Option<String>,
     env_args: EnvArgs,
 }
@@ -479,11 +480,11 @@ impl Sink<'_> {
                 return;
             }
         }
-        if let Some(buf) = self.a.collecting.as_mut() {
+        if let Some((buf, full)) = self.a.collecting.as_mut() {
             match tok {
-                Token::StringPart(s) if buf.len() < MAX_NAME * 4 => buf.push_str(s),
+                Token::StringPart(s) => push_capped(buf, full, s, MAX_NAME * 4),
                 Token::EndString => {
-                    let name = self.a.collecting.take().unwrap_or_default();
+                    let name = self.a.collecting.take().unwrap_or_default().0;
                     if self.a.env_name.is_none() {
                         self.a.env_name = Some(name);
                     }
@@ -515,7 +516,7 @@ impl Sink<'_> {
         }
         let role = std::mem::take(&mut self.a.role);
         match (role, &tok) {
-            (Role::Name, Token::BeginString) => self.a.collecting = Some(String::new()),
+            (Role::Name, Token::BeginString) => self.a.collecting = Some((String::new(), false)),
             (Role::Args, Token::BeginObject) => {
                 self.a.env_args = EnvArgs::Open {
                     depth: depth_before + 1,
@@ -1446,10 +1447,30 @@ impl Family for Named {
     }
 }
 
+/// Appends `s` to `buf` up to `cap` bytes in all, cut at a character boundary; once a part
+/// did not fit whole, `full` is set and nothing more is added. The result is the longest
+/// prefix of whole characters within the cap, however the text was split into parts.
+fn push_capped(buf: &mut String, full: &mut bool, s: &str, cap: usize) {
+    if *full {
+        return;
+    }
+    if buf.len() + s.len() <= cap {
+        buf.push_str(s);
+        return;
+    }
+    let mut end = cap.saturating_sub(buf.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    buf.push_str(&s[..end]);
+    *full = true;
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
+    use super::push_capped;
     use crate::event::{Event, ParseResult};
     use crate::families::test_support::normalize;
     use crate::parser::{Options, StreamParser};
@@ -1657,6 +1678,42 @@ mod tests {
             "<|content_invoke_tool_json|>{\"args\":{},\"name\":\"search\"}<|end_message|>",
         );
         assert_eq!(calls(&r), vec![call("search", "{}")]);
+    }
+
+    /// An envelope name over the cap is cut the same way whatever the chunking (the cap was
+    /// checked before appending each part, so one big part could pass it: a fuzz find).
+    #[test]
+    fn long_envelope_names_are_capped_whatever_the_chunking() {
+        let tools = r#"[{"name":"search"}]"#;
+        for tail in ["c", "é", "👍x", "\"}<|end_message|>"] {
+            for n in [1021, 1022, 1023, 1024, 1025, 1100] {
+                let text = format!("<|content_invoke_tool_json|>{{\"name\":\"{}{tail}", "a".repeat(n));
+                let r = parse("inkling", Some(tools), &text);
+                let d = r
+                    .diagnostics
+                    .iter()
+                    .find(|d| d.kind == "unknown_tool")
+                    .expect("unknown_tool");
+                assert!(d.message.len() < 1024 + 200, "{n}: {}", d.message.len());
+            }
+        }
+        assert_eq!(
+            (
+                {
+                    let (mut b, mut f) = (String::from("aa"), false);
+                    push_capped(&mut b, &mut f, "éx", 3);
+                    push_capped(&mut b, &mut f, "y", 3);
+                    b
+                },
+                {
+                    let (mut b, mut f) = (String::from("aa"), false);
+                    push_capped(&mut b, &mut f, "é", 3);
+                    push_capped(&mut b, &mut f, "x", 3);
+                    b
+                }
+            ),
+            ("aa".to_string(), "aa".to_string())
+        );
     }
 
     #[test]
