@@ -406,7 +406,7 @@ impl Scanner {
                         && bytes.len() - i >= ESCAPED_MIN
                         && sink.takes_escaped()
                     {
-                        let n = verbatim_prefix_len(&bytes[i..]);
+                        let n = verbatim_prefix_len_wide(&bytes[i..]);
                         if n > 0 {
                             self.flush_str(sink);
                             sink.escaped(&input[i..i + n], self.base + self.pos);
@@ -1458,7 +1458,8 @@ fn swar_escape_mask(w: u64) -> u64 {
 }
 
 /// Where the first byte at or after `i` that needs escaping inside a JSON string (a control
-/// character, `"` or `\\`) is, or `bytes.len()`; eight bytes at a time.
+/// character, `"` or `\\`) is, or `bytes.len()`; eight bytes at a time (the short texts of
+/// streamed deltas; [`find_needing_escape_wide`] is for long ones).
 #[inline]
 pub(crate) fn find_needing_escape(bytes: &[u8], mut i: usize) -> usize {
     while i + 8 <= bytes.len() {
@@ -1474,6 +1475,37 @@ pub(crate) fn find_needing_escape(bytes: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
+}
+
+/// [`find_needing_escape`] for long texts (whole outputs, argument strings being checked):
+/// sixteen bytes at a time on x86-64 (SSE2, which every x86-64 processor has).
+#[inline]
+pub(crate) fn find_needing_escape_wide(bytes: &[u8], mut i: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        };
+        // SAFETY: SSE2 is part of the x86-64 baseline, and every load reads 16 bytes inside
+        // `bytes` (`i + 16 <= len`), unaligned.
+        unsafe {
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let backslash = _mm_set1_epi8(b'\\' as i8);
+            let last_control = _mm_set1_epi8(0x1f);
+            while i + 16 <= bytes.len() {
+                let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast());
+                // A byte is a control character when min(byte, 0x1f) is the byte itself.
+                let control = _mm_cmpeq_epi8(_mm_min_epu8(v, last_control), v);
+                let special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
+                let mask = _mm_movemask_epi8(_mm_or_si128(control, special)) as u32;
+                if mask != 0 {
+                    return i + mask.trailing_zeros() as usize;
+                }
+                i += 16;
+            }
+        }
+    }
+    find_needing_escape(bytes, i)
 }
 
 /// True when `s`, read as text inside a JSON string, is written back unchanged by this
@@ -1494,9 +1526,19 @@ pub fn is_verbatim_escape(b: u8) -> bool {
 /// (it stops before a quote, a control character, an escape that is not written back as it
 /// stands, and an escape cut off at the end).
 pub fn verbatim_prefix_len(bytes: &[u8]) -> usize {
+    verbatim_prefix_len_with(bytes, find_needing_escape)
+}
+
+/// [`verbatim_prefix_len`] for long texts (see [`find_needing_escape_wide`]).
+fn verbatim_prefix_len_wide(bytes: &[u8]) -> usize {
+    verbatim_prefix_len_with(bytes, find_needing_escape_wide)
+}
+
+#[inline(always)]
+fn verbatim_prefix_len_with(bytes: &[u8], find: impl Fn(&[u8], usize) -> usize) -> usize {
     let mut i = 0;
     loop {
-        i = find_needing_escape(bytes, i);
+        i = find(bytes, i);
         if i < bytes.len() && bytes[i] == b'\\' && bytes.get(i + 1).copied().is_some_and(is_verbatim_escape) {
             i += 2;
         } else {
@@ -1548,7 +1590,7 @@ pub fn escape_into(out: &mut String, s: &str) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        i = find_needing_escape(bytes, i);
+        i = find_needing_escape_wide(bytes, i);
         if i == bytes.len() {
             break;
         }
@@ -1708,6 +1750,50 @@ mod tests {
                 self.w.escaped(text, at);
             }
         }
+    }
+
+    /// The vector and word-at-a-time searches find what a byte-by-byte search finds: every
+    /// byte value, at every position and offset, in texts long enough for both loops.
+    #[test]
+    fn find_needing_escape_is_the_first_byte_needing_escape() {
+        let naive = |b: &[u8], i: usize| {
+            i + b[i..]
+                .iter()
+                .position(|&c| NEEDS_ESCAPE[c as usize])
+                .unwrap_or(b.len() - i)
+        };
+        for special in 0..=255u8 {
+            for len in [1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47] {
+                for at in 0..len {
+                    let mut b = vec![b'a'; len];
+                    b[at] = special;
+                    // A byte needing no escape but over 0x7f, and one just above the controls.
+                    if at > 0 {
+                        b[at - 1] = 0xc3;
+                    }
+                    if at + 1 < len {
+                        b[at + 1] = b' ';
+                    }
+                    for start in [0, 1, 3].into_iter().filter(|&s| s <= len) {
+                        if start < len {
+                            assert_eq!(
+                                find_needing_escape(&b, start),
+                                naive(&b, start),
+                                "{special} {len} {at} {start}"
+                            );
+                            assert_eq!(
+                                find_needing_escape_wide(&b, start),
+                                naive(&b, start),
+                                "{special} {len} {at} {start}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(find_needing_escape(b"", 0), 0);
+        assert_eq!(find_needing_escape(&[b'a'; 40], 40), 40);
+        assert_eq!(find_needing_escape_wide(&[b'a'; 40], 40), 40);
     }
 
     #[test]

@@ -199,7 +199,7 @@ impl<'a> Reader<'a> {
         let mut j = start;
         let mut escaped = false;
         loop {
-            j = crate::json::find_needing_escape(b, j);
+            j = crate::json::find_needing_escape_wide(b, j);
             match b.get(j)? {
                 b'"' => {
                     self.i = j + 1;
