@@ -253,6 +253,11 @@ impl Scanner {
         self.pos += 1;
     }
 
+    /// True while inside a string (its text, escapes included).
+    pub fn in_string(&self) -> bool {
+        matches!(self.mode, Mode::Str { .. } | Mode::Escape { .. } | Mode::Unicode { .. })
+    }
+
     /// True when the last input ended with the backslash of an escape in a plain string
     /// (see [`Scanner::in_plain_string`]): an escape cut between two deltas.
     pub fn in_plain_escape(&self) -> bool {

@@ -728,6 +728,14 @@ impl Family for Envelope {
                         let s = &input[pos..pos + consumed];
                         self.region_text(s);
                         pos += consumed;
+                        // A stop asked for inside a string (whose text reaches the sink in
+                        // parts, split as the deltas were) takes effect where the string ends,
+                        // as it does when the whole string comes in one part: the rest of the
+                        // string is read with the next input.
+                        if !eof && pos == input.len() && scanner.in_string() {
+                            self.scanner = Some(scanner);
+                            return pos;
+                        }
                         self.sink.elem = None;
                         self.end_region(out);
                         continue;
@@ -902,6 +910,31 @@ mod tests {
         // ASCII whitespace (form feed included) before the JSON is fine.
         let r = check(None, "\u{c}\n {\"name\": \"f\", \"arguments\": {}}");
         assert_eq!(r.tool_calls.len(), 1);
+    }
+
+    /// A call rejected by a token inside a string (here: JSON-encoded arguments whose text
+    /// starts with `{`, under an empty name) ends where that string ends, however the string
+    /// was split: the text after it is read the same way whole and streamed (a fuzz find).
+    #[test]
+    fn a_rejection_inside_a_string_ends_with_the_string() {
+        let tools = Some(r#"[{"name": "get_weather"}]"#);
+        for text in [
+            r#"{name"""arguments""{{"#,
+            r#"{name"""arguments""{{ {x"#,
+            r#"{"name": "", "arguments": "{{ \"a\": 1}"} {"name": "get_weather", "arguments": {}}"#,
+            r#"{"name": " ", "arguments": "{ a } ] {"} tail {"#,
+        ] {
+            for format in [Some("generic_json"), None] {
+                let whole = parse(text, opts(format, tools)).expect("parse");
+                for size in [1, 2, 3, 5, 8, 13, 19, 20, 21] {
+                    assert_eq!(
+                        stream(text, opts(format, tools), size).1,
+                        whole,
+                        "chunk size {size}: {text}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
