@@ -731,8 +731,9 @@ impl Family for Envelope {
                         // A stop asked for inside a string (whose text reaches the sink in
                         // parts, split as the deltas were) takes effect where the string ends,
                         // as it does when the whole string comes in one part: the rest of the
-                        // string is read with the next input.
-                        if !eof && pos == input.len() && scanner.in_string() {
+                        // string (and a quote that needs the next input to say whether it
+                        // closes it) is read with the next input.
+                        if !eof && scanner.in_string() && matches!(progress, Progress::Partial { .. }) {
                             self.scanner = Some(scanner);
                             return pos;
                         }
@@ -923,6 +924,8 @@ mod tests {
             r#"{name"""arguments""{{ {x"#,
             r#"{"name": "", "arguments": "{{ \"a\": 1}"} {"name": "get_weather", "arguments": {}}"#,
             r#"{"name": " ", "arguments": "{ a } ] {"} tail {"#,
+            r#"["":{name"""arguments""{"{"#,
+            r#"["":{name"""arguments""{"{"} {"#,
         ] {
             for format in [Some("generic_json"), None] {
                 let whole = parse(text, opts(format, tools)).expect("parse");
