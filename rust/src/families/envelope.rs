@@ -135,7 +135,13 @@ impl EnvSink<'_> {
         if !ready {
             return;
         }
-        let at = st.offset;
+        // Where the decision is placed: the token that made it possible, or, for encoded
+        // arguments (decided by the text inside a string, which comes in parts split as the
+        // deltas were), where that string starts.
+        let at = match el.args {
+            Args::Encoded => el.nested_start,
+            _ => st.offset,
+        };
         if name.trim().is_empty() {
             self.out.diag(
                 "missing_name",
@@ -143,7 +149,7 @@ impl EnvSink<'_> {
                 at,
                 "a call with an empty name was kept as content",
             );
-            reject(st, self.out);
+            reject_at(st, self.out, at);
             return;
         }
         match self.out.accept_name(&name, el.start_offset, at) {
@@ -158,7 +164,7 @@ impl EnvSink<'_> {
                 self.out.args(&held);
                 self.out.diags(el.writer.take_diags());
             }
-            None => reject(st, self.out),
+            None => reject_at(st, self.out, at),
         }
     }
 
@@ -221,11 +227,17 @@ impl EnvSink<'_> {
 /// Rejects the current element. A region with no call yet becomes content verbatim;
 /// a later element is kept as content in its compact JSON form.
 fn reject(st: &mut SinkState, out: &mut Emitter) {
+    let at = st.offset;
+    reject_at(st, out, at);
+}
+
+/// [`reject`], placing the rejection at `at` (what is mended after it is not reported).
+fn reject_at(st: &mut SinkState, out: &mut Emitter, at: usize) {
     let Some(el) = st.elem.as_mut() else { return };
     el.rejected = true;
     if !st.committed {
         if !st.stop {
-            st.stop_at = st.offset;
+            st.stop_at = at;
         }
         st.stop = true;
     } else {
@@ -926,6 +938,8 @@ mod tests {
             r#"{"name": " ", "arguments": "{ a } ] {"} tail {"#,
             r#"["":{name"""arguments""{"{"#,
             r#"["":{name"""arguments""{"{"} {"#,
+            r#"{name"""arguments"" {"#,
+            r#"{"name": "nope", "arguments": " \u0001 {\"a\": 1}"} {"#,
         ] {
             for format in [Some("generic_json"), None] {
                 let whole = parse(text, opts(format, tools)).expect("parse");
