@@ -609,6 +609,10 @@ impl Scanner {
                         }
                         None => {
                             if !self.lenient {
+                                // The error is at the escaped character, which is not consumed
+                                // (it may be the first byte of a multi-byte character).
+                                i -= 1;
+                                self.pos -= 1;
                                 self.fail("invalid escape");
                                 continue;
                             }
@@ -1755,6 +1759,30 @@ mod tests {
                 self.w.escaped(text, at);
             }
         }
+    }
+
+    /// In strict mode an invalid escape fails at the escaped character, which may start a
+    /// multi-byte character: what the scanner says it consumed stays on a character boundary
+    /// (callers slice the input there; a fuzz find).
+    #[test]
+    fn strict_invalid_escape_fails_on_a_character_boundary() {
+        for text in ["{\"a\": \"\\\u{7ae}\"}", "\"\\é", "{\"\\👍", "[\"x\\q\"]"] {
+            let mut sc = Scanner::new(Dialect::Json, false, 0);
+            let mut w = JsonWriter::new();
+            match sc.feed(text, &mut w) {
+                Progress::Error { consumed } => {
+                    assert!(text.is_char_boundary(consumed), "{text:?}: {consumed}");
+                    assert_eq!(&text[consumed - 1..consumed], "\\", "{text:?}");
+                }
+                p => panic!("{text:?}: {p:?}"),
+            }
+        }
+        let opts = crate::parser::Options {
+            repair: false,
+            ..crate::parser::Options::default()
+        };
+        let r = crate::parser::parse("{\"\\\u{7ae}", opts).expect("parse");
+        assert!(r.tool_calls.is_empty());
     }
 
     /// The vector and word-at-a-time searches find what a byte-by-byte search finds: every
