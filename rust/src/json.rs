@@ -390,8 +390,8 @@ impl Scanner {
         let mut i = 0;
         while i < bytes.len() {
             // Tokens are only emitted outside strings (string text is buffered), so the
-            // sink's stop request only needs checking there.
-            if !matches!(self.mode, Mode::Str { .. }) && sink.wants_stop() {
+            // sink's stop request only needs checking there (not after a backslash either).
+            if !self.in_string() && sink.wants_stop() {
                 return Progress::Done { consumed: i };
             }
             let b = bytes[i];

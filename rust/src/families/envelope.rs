@@ -939,6 +939,8 @@ mod tests {
             r#"["":{name"""arguments""{"{"#,
             r#"["":{name"""arguments""{"{"} {"#,
             r#"{name"""arguments"" {"#,
+            r#"{name"""arguments""{\{"#,
+            r#"{name"""arguments""{\u00{ {"#,
             r#"{"name": "nope", "arguments": " \u0001 {\"a\": 1}"} {"#,
         ] {
             for format in [Some("generic_json"), None] {
