@@ -137,14 +137,20 @@ pub fn repair_json(text: &str) -> Result<RepairResult, RepairError> {
         if let Ok(serde_json::Value::String(inner)) = serde_json::from_str::<serde_json::Value>(&json) {
             let t = inner.trim_start();
             if t.starts_with('{') || t.starts_with('[') {
-                if let Ok(mut r) = repair_json(&inner) {
+                if let Ok(r) = repair_json(&inner) {
                     diags.push(Repair {
                         kind: "encoded_json",
                         start,
                         end,
                         message: "decoded a JSON value that was encoded as a string".into(),
                     });
-                    diags.append(&mut r.diagnostics);
+                    // The inner repairs count bytes of the decoded text: placed from the
+                    // string's first character on, and kept within the string's span.
+                    diags.extend(r.diagnostics.into_iter().map(|mut d| {
+                        d.start = (start + 1 + d.start).min(end);
+                        d.end = (start + 1 + d.end).clamp(d.start, end);
+                        d
+                    }));
                     return Ok(RepairResult {
                         json: r.json,
                         diagnostics: diags,
@@ -223,6 +229,28 @@ mod tests {
         assert_eq!(fixed(r#"{} {"a":1}"#), r#"{"a":1}"#);
         assert_eq!(fixed(r#"{"code": "```[1]```"}"#), r#"{"code":"```[1]```"}"#);
         assert_eq!(fixed(r#"{"a": 1e999}"#), r#"{"a":null}"#);
+    }
+
+    /// The repairs inside a JSON value encoded as a string are placed within that string in
+    /// the input (they counted bytes of the decoded text, which can be longer: a fuzz find).
+    #[test]
+    fn encoded_json_repairs_stay_within_the_string() {
+        for text in [
+            "\"{\\u\\u\u{0}",
+            "  \"{'a': 1,}\" tail",
+            "\"[1, 2,\"",
+            "\"{\\u00e9\\u00e9: 1\"",
+        ] {
+            let r = repair_json(text).expect("repairable");
+            let s = text.find('"').expect("quote");
+            assert!(r.diagnostics.iter().any(|d| d.kind == "encoded_json"), "{text:?}");
+            for d in &r.diagnostics {
+                assert!(d.start <= d.end && d.end <= text.len(), "{text:?}: {d:?}");
+                if d.kind != "encoded_json" && d.kind != "prose_around" {
+                    assert!(d.start > s, "{text:?}: {d:?}");
+                }
+            }
+        }
     }
 
     #[test]
