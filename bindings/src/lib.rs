@@ -183,7 +183,7 @@ impl Event {
     /// Text of content, reasoning and argument events; `None` otherwise.
     #[getter]
     fn text<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyString>> {
-        self.text_str().map(|t| PyString::new(py, t))
+        self.0.text().map(|t| PyString::new(py, t))
     }
 
     /// `content`, `reasoning`, `tool_call_start`, `tool_call_args` or `tool_call_end`.
@@ -203,12 +203,7 @@ impl Event {
     /// The call index of tool-call events; `None` otherwise.
     #[getter]
     fn index(&self) -> Option<usize> {
-        match self.0 {
-            core::Event::ToolCallStart { index, .. }
-            | core::Event::ToolCallArgs { index, .. }
-            | core::Event::ToolCallEnd { index } => Some(index),
-            core::Event::Content(_) | core::Event::Reasoning(_) => None,
-        }
+        self.0.index()
     }
 
     /// The call id (start events); `None` otherwise.
@@ -230,7 +225,7 @@ impl Event {
     }
 
     fn __repr__(&self) -> String {
-        let text = opt_repr(self.text_str());
+        let text = opt_repr(self.0.text());
         match &self.0 {
             core::Event::ToolCallStart { index, id, name } => format!(
                 "Event(kind='tool_call_start', index={index}, id={}, name={})",
@@ -242,15 +237,6 @@ impl Event {
                 format!("Event(kind='tool_call_args', index={index}, text={text})")
             }
             e => format!("Event(kind='{}', text={text})", e.kind()),
-        }
-    }
-}
-
-impl Event {
-    fn text_str(&self) -> Option<&str> {
-        match &self.0 {
-            core::Event::Content(t) | core::Event::Reasoning(t) | core::Event::ToolCallArgs { text: t, .. } => Some(t),
-            core::Event::ToolCallStart { .. } | core::Event::ToolCallEnd { .. } => None,
         }
     }
 }
@@ -442,10 +428,14 @@ fn fill_list<'py>(
 /// The `Event` type object, looked up once per process (PyO3 looks it up per object).
 static EVENT_TYPE: pyo3::sync::GILOnceCell<Py<pyo3::types::PyType>> = pyo3::sync::GILOnceCell::new();
 
+fn event_type(py: Python<'_>) -> &Py<pyo3::types::PyType> {
+    EVENT_TYPE.get_or_init(py, || py.get_type::<Event>().unbind())
+}
+
 /// Empties `buf` into a new list of `Event` objects.
 fn event_list<'py>(py: Python<'py>, buf: &mut Vec<core::Event>) -> PyResult<Bound<'py, PyList>> {
     use pyo3::impl_::pyclass_init::PyObjectInit;
-    let ty = EVENT_TYPE.get_or_init(py, || py.get_type::<Event>().unbind()).as_ptr();
+    let ty = event_type(py).as_ptr();
     let n = buf.len();
     // SAFETY: PyList_New returns a new reference (or NULL with an exception set).
     let list = unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyList_New(n as pyo3::ffi::Py_ssize_t))? }
@@ -816,11 +806,15 @@ unsafe fn call_pyo3_method(
 /// The `StreamParser` type object, looked up once per process.
 static STREAM_PARSER_TYPE: pyo3::sync::GILOnceCell<Py<pyo3::types::PyType>> = pyo3::sync::GILOnceCell::new();
 
+fn stream_parser_type(py: Python<'_>) -> &Py<pyo3::types::PyType> {
+    STREAM_PARSER_TYPE.get_or_init(py, || py.get_type::<StreamParser>().unbind())
+}
+
 /// `obj` as a `StreamParser` when it is one. The class cannot be subclassed, so comparing
 /// the type pointer is the whole check (PyO3's downcast looks the type object up first).
 fn as_stream_parser<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> Option<&'a Bound<'py, StreamParser>> {
     let py = obj.py();
-    let ty = STREAM_PARSER_TYPE.get_or_init(py, || py.get_type::<StreamParser>().unbind());
+    let ty = stream_parser_type(py);
     // SAFETY: `obj` is a live object; its type is exactly StreamParser's type object.
     unsafe {
         (pyo3::ffi::Py_TYPE(obj.as_ptr()) == ty.as_ptr().cast::<pyo3::ffi::PyTypeObject>())
@@ -904,7 +898,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The per-delta type objects are looked up at import (a process forked after it then
     // has nothing to write for them).
     let py = m.py();
-    EVENT_TYPE.get_or_init(py, || py.get_type::<Event>().unbind());
-    STREAM_PARSER_TYPE.get_or_init(py, || py.get_type::<StreamParser>().unbind());
+    event_type(py);
+    stream_parser_type(py);
     install_fastcall(py)
 }

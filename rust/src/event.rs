@@ -47,6 +47,24 @@ impl Event {
             Event::ToolCallEnd { .. } => "tool_call_end",
         }
     }
+
+    /// The text of content, reasoning and argument events.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Event::Content(t) | Event::Reasoning(t) | Event::ToolCallArgs { text: t, .. } => Some(t),
+            Event::ToolCallStart { .. } | Event::ToolCallEnd { .. } => None,
+        }
+    }
+
+    /// The call index of tool-call events.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            Event::ToolCallStart { index, .. } | Event::ToolCallArgs { index, .. } | Event::ToolCallEnd { index } => {
+                Some(*index)
+            }
+            Event::Content(_) | Event::Reasoning(_) => None,
+        }
+    }
 }
 
 /// A finished tool call.

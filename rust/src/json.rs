@@ -220,18 +220,20 @@ impl Scanner {
     /// there, text without quotes, backslashes or control characters is string content as it
     /// stands (see [`is_verbatim_string_text`]) and may be consumed with [`Scanner::take_plain`].
     pub fn in_plain_string(&self) -> bool {
-        self.dialect == Dialect::Json
-            && matches!(
-                self.mode,
-                Mode::Str {
-                    quote: b'"',
-                    key: false,
-                    python_raw: false
-                }
-            )
-            && !self.triple
-            && self.sbuf.is_empty()
-            && self.high_surrogate.is_none()
+        matches!(
+            self.mode,
+            Mode::Str {
+                quote: b'"',
+                key: false,
+                python_raw: false
+            }
+        ) && self.plain_string_state()
+    }
+
+    /// What both [`Scanner::in_plain_string`] and [`Scanner::in_plain_escape`] need besides the
+    /// mode: a JSON double-quoted string with nothing decoded waiting.
+    fn plain_string_state(&self) -> bool {
+        self.dialect == Dialect::Json && !self.triple && self.sbuf.is_empty() && self.high_surrogate.is_none()
     }
 
     /// Consumes `n` bytes of string content the caller handled itself (only valid where
@@ -261,17 +263,13 @@ impl Scanner {
     /// True when the last input ended with the backslash of an escape in a plain string
     /// (see [`Scanner::in_plain_string`]): an escape cut between two deltas.
     pub fn in_plain_escape(&self) -> bool {
-        self.dialect == Dialect::Json
-            && matches!(
-                self.mode,
-                Mode::Escape {
-                    quote: b'"',
-                    key: false
-                }
-            )
-            && !self.triple
-            && self.sbuf.is_empty()
-            && self.high_surrogate.is_none()
+        matches!(
+            self.mode,
+            Mode::Escape {
+                quote: b'"',
+                key: false
+            }
+        ) && self.plain_string_state()
     }
 
     /// Consumes the byte that ends a cut escape the caller handled itself (only valid where
