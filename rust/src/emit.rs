@@ -107,6 +107,9 @@ pub struct Emitter {
     name_span: Option<(usize, usize)>,
     /// Per call, the span of its header, for its validation diagnostics.
     call_spans: Vec<(usize, usize)>,
+    /// Per call, the length its arguments had when they were found valid as they were
+    /// written ([`Emitter::args_object_rest`]); validation skips a call still that long.
+    valid_len: Vec<Option<usize>>,
     /// How many calls (from the first) were validated: calls are validated when the output
     /// ends or the result is asked for, not inside the feed that ends them.
     validated: usize,
@@ -135,6 +138,7 @@ impl Emitter {
             validate: true,
             name_span: None,
             call_spans: Vec::new(),
+            valid_len: Vec::new(),
             validated: 0,
         }
     }
@@ -327,6 +331,7 @@ impl Emitter {
         });
         self.open_call = Some(index);
         self.call_spans.push(self.name_span.take().unwrap_or((0, 0)));
+        self.valid_len.push(None);
         index
     }
 
@@ -337,9 +342,14 @@ impl Emitter {
         }
         let Some(index) = self.open_call else { return };
         self.calls[index].arguments.push_str(s);
-        if !self.record_events {
-            return;
+        if self.record_events {
+            self.push_args_event(index, s);
         }
+    }
+
+    /// Records an argument fragment of call `index` as an event (joined to the last event
+    /// when that is a fragment of the same call).
+    fn push_args_event(&mut self, index: usize, s: &str) {
         if let Some(Event::ToolCallArgs { index: i, text }) = self.events.last_mut() {
             if *i == index {
                 text.push_str(s);
@@ -347,6 +357,62 @@ impl Emitter {
             }
         }
         self.events.push(Event::ToolCallArgs { index, text: s.into() });
+    }
+
+    /// Writes the rest of the open call's arguments object in one piece, from `text`, the
+    /// model output just after the object's `{` (which is written already): the fast path of
+    /// a call whose arguments arrived whole. Returns how many bytes of `text` were read
+    /// (through the closing `}`), or `None`, having written nothing, when the object must be
+    /// read token by token instead: it is not complete in `text`, not plain JSON (anything
+    /// the scanner would mend), or its tool's schema might coerce it (the schema is outside
+    /// the quick check's subset, or the arguments are not certainly valid against it).
+    /// Arguments found valid here are not validated again. Values nested more than
+    /// `max_depth` levels below the object are refused.
+    pub fn args_object_rest(&mut self, text: &str, max_depth: usize) -> Option<usize> {
+        use crate::quick_check::{compact_object_rest, Plan};
+        let index = self.open_call?;
+        let mut buf = std::mem::take(&mut self.calls[index].arguments);
+        let old_len = buf.len();
+        let tools = self.tools.clone();
+        let declared = tools
+            .as_deref()
+            .filter(|t| t.resolve(&self.calls[index].name).is_some());
+        // (read, whether the schema's plan accepted the arguments)
+        let (read, checked) = match declared {
+            Some(tools) => tools.with_plan(&self.calls[index].name, |plan| match plan {
+                Some(plan) => {
+                    let coerced = self.coerce;
+                    let (b, read) = compact_object_rest(text, plan, coerced, max_depth, std::mem::take(&mut buf));
+                    buf = b;
+                    (read, true)
+                }
+                // Without a plan, only arguments that are not coerced can be written as read.
+                None if !self.coerce => {
+                    let (b, read) = compact_object_rest(text, &Plan::Any, false, max_depth, std::mem::take(&mut buf));
+                    buf = b;
+                    (read, false)
+                }
+                None => (None, false),
+            }),
+            None => {
+                let (b, read) = compact_object_rest(text, &Plan::Any, false, max_depth, std::mem::take(&mut buf));
+                buf = b;
+                (read, false)
+            }
+        };
+        if read.is_none() {
+            buf.truncate(old_len);
+        }
+        self.calls[index].arguments = buf;
+        let read = read?;
+        if checked {
+            self.valid_len[index] = Some(self.calls[index].arguments.len());
+        }
+        if self.record_events {
+            let text = self.calls[index].arguments[old_len..].to_string();
+            self.push_args_event(index, &text);
+        }
+        Some(read)
     }
 
     /// Ends the open call. Its arguments are validated later, by
@@ -389,6 +455,9 @@ impl Emitter {
         }
         let Some(tools) = self.tools.as_deref() else { return out };
         let call = &self.calls[index];
+        if self.valid_len[index] == Some(call.arguments.len()) {
+            return out;
+        }
         let name = &call.name;
         // Not JSON: nothing to validate (families always write JSON).
         let Some(checked) = tools.check_text(name, &call.arguments) else {
@@ -520,5 +589,42 @@ mod tests {
         assert_eq!(r.tool_calls[0].id.len(), 9);
         assert_ne!(r.tool_calls[0].id, r.tool_calls[1].id);
         assert!(r.tool_calls[0].id.bytes().all(|b| b.is_ascii_alphanumeric()));
+    }
+
+    /// The arguments of a call are written whole where they are plain JSON that coercion
+    /// would leave alone, and are then known valid; otherwise nothing is written.
+    #[cfg(feature = "validate")]
+    #[test]
+    fn arguments_object_rest_is_written_whole_or_not_at_all() {
+        let tools = ToolSet::from_json_str(
+            r#"[{"name": "f", "parameters": {"type": "object", "properties": {"n": {"type": "integer"}},
+                "required": ["n"]}}]"#,
+        )
+        .expect("tools");
+        let mut e = Emitter::new(Some(Arc::new(tools)), 1);
+        e.start_call("f", None);
+        e.args("{");
+        // Coercion would change these, or the scanner would mend them: not written.
+        for text in [r#""n": "1"} tail"#, r#""n": 1,} tail"#, r#""n": 1"#, r#"} tail"#] {
+            assert_eq!(e.args_object_rest(text, 64), None, "{text}");
+            assert_eq!(e.calls[0].arguments, "{");
+            assert_eq!(e.valid_len[0], None);
+        }
+        let text = " \"n\" : 12 } tail";
+        assert_eq!(e.args_object_rest(text, 64), Some(text.len() - " tail".len()));
+        assert_eq!(e.calls[0].arguments, r#"{"n":12}"#);
+        assert_eq!(e.valid_len[0], Some(8));
+        e.end_call();
+        let events = e.take_events();
+        let args: String = events
+            .iter()
+            .filter_map(|ev| match ev {
+                Event::ToolCallArgs { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(args, r#"{"n":12}"#);
+        e.finish();
+        assert!(e.result(None).diagnostics.is_empty());
     }
 }

@@ -16,7 +16,6 @@ pub mod json;
 pub mod marker;
 pub mod native;
 pub mod parser;
-#[cfg(feature = "validate")]
 mod quick_check;
 pub mod repair;
 pub mod schema;

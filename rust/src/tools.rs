@@ -112,6 +112,16 @@ impl ToolSet {
         }
     }
 
+    /// Runs `then` with the quick check's plan of the tool declared exactly as `name`
+    /// (`None` when the tool is not declared, its schema is outside the plan's subset or
+    /// validation is not built in).
+    pub(crate) fn with_plan<R>(&self, name: &str, then: impl FnOnce(Option<&crate::quick_check::Plan>) -> R) -> R {
+        match self.tools.iter().position(|t| t.name == name) {
+            Some(i) => self.validators.with_plan(i, &self.tools[i].parameters, then),
+            None => then(None),
+        }
+    }
+
     /// Parses a JSON text holding a `tools` array.
     pub fn from_json_str(text: &str) -> Result<Self, ToolsError> {
         let v: Value = serde_json::from_str(text).map_err(|e| ToolsError(format!("tools is not valid JSON: {e}")))?;

@@ -137,6 +137,26 @@ impl Validators {
         self.with_compiled(index, schema, |compiled| compiled.check(arguments))
     }
 
+    /// Runs `then` with the quick check's plan of the tool at `index` (`schema` is its
+    /// schema): `None` when the schema is outside the plan's subset (or not compiled).
+    pub(crate) fn with_plan<R>(
+        &self,
+        index: usize,
+        schema: &Value,
+        then: impl FnOnce(Option<&crate::quick_check::Plan>) -> R,
+    ) -> R {
+        #[cfg(feature = "validate")]
+        return self.with_compiled(index, schema, |compiled| match compiled {
+            Compiled::Ok(_, plan) => then(plan.as_ref()),
+            _ => then(None),
+        });
+        #[cfg(not(feature = "validate"))]
+        {
+            let _ = (index, schema);
+            then(None)
+        }
+    }
+
     /// Checks arguments given as JSON text (empty text is `{}`); `None` when the text is
     /// not JSON. Where the schema is in the quick check's subset and the text passes it, no
     /// value is built at all.

@@ -98,9 +98,33 @@ struct SinkState {
     /// Offset of the token that set `stop` (the scanner may read on a little, depending on
     /// the chunking: its later repairs are not reported).
     stop_at: usize,
+    /// The scanner was stopped just after the `{` of a started call's arguments, so that
+    /// the envelope can try to read them whole ([`SinkState::args_object_rest`]).
+    args_pause: bool,
 }
 
 impl SinkState {
+    /// Reads the rest of the open call's arguments object (`text` starts just after its
+    /// `{`, at absolute offset `at`) in one piece, as the tokens of that text would have been
+    /// written (see [`Emitter::args_object_rest`]); returns the bytes read, or `None` when
+    /// the object must be read token by token.
+    fn args_object_rest(&mut self, text: &str, at: usize, max_depth: usize, out: &mut Emitter) -> Option<usize> {
+        let el = self.elem.as_mut()?;
+        // What the writer holds (the object's `{`) goes first, as the next token would send it.
+        out.args(&el.writer.out);
+        el.writer.out.clear();
+        if el.writer.has_diags() {
+            out.diags(el.writer.take_diags());
+        }
+        let n = out.args_object_rest(text, max_depth)?;
+        el.args = Args::Done;
+        // The writer saw only the `{`: nothing of it is left open to close later.
+        el.writer = ArgsWriter::default();
+        self.depth -= 1;
+        self.offset = at + n - 1;
+        Some(n)
+    }
+
     /// True while the arguments of a started call are inside a string value that is written
     /// through as it arrives (what [`Envelope`]'s plain-text fast path needs).
     fn streams_args_string(&self) -> bool {
@@ -264,7 +288,7 @@ fn role_of(key: &str) -> Role {
 
 impl TokenSink for EnvSink<'_> {
     fn wants_stop(&self) -> bool {
-        self.st.stop
+        self.st.stop || self.st.args_pause
     }
 
     fn takes_escaped(&self) -> bool {
@@ -469,6 +493,12 @@ impl TokenSink for EnvSink<'_> {
                         };
                         el.writer.token(Token::BeginObject, at);
                         self.try_start();
+                        // A started call's arguments may have arrived whole: the envelope
+                        // tries to read them in one piece.
+                        let st = &mut *self.st;
+                        if !st.stop && !st.at_eof && st.elem.as_ref().is_some_and(|el| el.started) {
+                            st.args_pause = true;
+                        }
                     }
                     (Role::Args, Token::BeginString) if matches!(el.args, Args::NotSeen) => {
                         el.args = Args::Encoded;
@@ -498,6 +528,11 @@ enum State {
     },
     Value,
 }
+
+/// Scanner depth within which a call's arguments object may be read whole (so that the
+/// containers in it stay well within the scanner's own depth limit, which the fast path
+/// leaves to the token-by-token reading).
+const ARGS_WHOLE_MAX_DEPTH: usize = crate::json::MAX_DEPTH / 2;
 
 /// The JSON-envelope state machine.
 pub struct Envelope {
@@ -730,6 +765,29 @@ impl Family for Envelope {
                                 .filter(|r| stop_at.is_none_or(|s| r.start <= s)),
                         );
                     }
+                    if std::mem::take(&mut self.sink.args_pause) {
+                        if let Progress::Done { consumed } = progress {
+                            // Stopped just after the `{` of a started call's arguments: when
+                            // the object is here whole and plain, it is written in one piece
+                            // and the scanner skips it; otherwise the scanner reads on.
+                            let s = &input[pos..pos + consumed];
+                            self.region_text(s);
+                            pos += consumed;
+                            let depth = scanner.depth();
+                            if depth < ARGS_WHOLE_MAX_DEPTH {
+                                let max = ARGS_WHOLE_MAX_DEPTH - depth;
+                                if let Some(n) = self.sink.args_object_rest(&input[pos..], out.base + pos, max, out) {
+                                    scanner.skip_container_rest(n);
+                                    let s = &input[pos..pos + n];
+                                    self.region_text(s);
+                                    pos += n;
+                                }
+                            }
+                            self.scanner = Some(scanner);
+                            continue;
+                        }
+                        // The input ended at the `{`: the arguments are read as they come.
+                    }
                     if self.sink.stop {
                         // Not a call after all: what was read is prose.
                         let consumed = match progress {
@@ -840,6 +898,14 @@ mod tests {
         whole
     }
 
+    /// Arguments read whole are complete: a call abandoned after them (the envelope breaks
+    /// off) closes nothing more (a fuzz find of the fast path).
+    #[test]
+    fn arguments_read_whole_are_not_closed_again() {
+        let r = check(Some("generic_json"), r#"{name"1""arguments"{"":{}}{"#);
+        assert_eq!(test_support::calls(&r), test_support::one("1", r#"{"":{}}"#));
+    }
+
     #[test]
     fn encoded_argument_spans_stay_within_the_string() {
         let r = check(None, r#"{"name":"t","arguments":abc}"#);
@@ -866,6 +932,43 @@ mod tests {
             "{:?}",
             r.diagnostics
         );
+    }
+
+    /// Arguments that arrive whole are written in one piece where they are plain JSON that
+    /// coercion would leave alone; whatever the path, the result is the token-by-token one
+    /// (one-character deltas never hold a whole object), with tools and without.
+    #[test]
+    fn arguments_read_whole_come_out_as_read_token_by_token() {
+        let tools = r#"[{"type": "function", "function": {"name": "w", "parameters": {"type": "object",
+            "properties": {"n": {"type": "integer"}, "s": {"type": "string"}, "u": {"enum": ["c", "f"]},
+                           "l": {"type": "array", "items": {"type": "number"}}},
+            "required": ["n"], "additionalProperties": false}}},
+            {"type": "function", "function": {"name": "free", "parameters": {"type": "object",
+            "properties": {"x": {"anyOf": [{"type": "integer"}, {"type": "string"}]}}}}}]"#;
+        let args = [
+            r#"{"n": 1, "s": "a \"b\" \\ \n \u00e9 \ud83c\udf38 \/", "u": "f", "l": [1, 2.5, -3e2]}"#,
+            r#"{ "n" : 0 }"#,
+            r#"{"n": "7"}"#,
+            r#"{"n": 1, "u": "F"}"#,
+            r#"{"n": 1, "extra": true}"#,
+            r#"{"s": "no n"}"#,
+            r#"{"n": 1, "s": 'single'}"#,
+            r#"{"n": 1, "l": [1, 2,]}"#,
+            r#"{"n": 1, "s": "\ud83c lone"}"#,
+            r#"{"x": "5", "deep": [[[{"k": null}]]]}"#,
+            r#"{"n": 1, "s": "cut"#,
+        ];
+        for a in args {
+            for name in ["w", "free"] {
+                let hermes = format!("Text.\n<tool_call>\n{{\"name\": \"{name}\", \"arguments\": {a}}}\n</tool_call>");
+                let mistral = format!("[TOOL_CALLS] [{{\"name\": \"{name}\", \"arguments\": {a}}}, {{\"name\": \"w\", \"arguments\": {{\"n\": 2}}}}]");
+                let late_name = format!("<tool_call>{{\"arguments\": {a}, \"name\": \"{name}\"}}</tool_call>");
+                for (format, text) in [("hermes", &hermes), ("mistral_array", &mistral), ("hermes", &late_name)] {
+                    test_support::check(Some(format), Some(tools), text);
+                    test_support::check(Some(format), None, text);
+                }
+            }
+        }
     }
 
     /// Argument strings stream through the verbatim fast path (text fed while the scanner is
