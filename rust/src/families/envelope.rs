@@ -173,7 +173,7 @@ impl EnvSink<'_> {
                 at,
                 "a call with an empty name was kept as content",
             );
-            reject_at(st, self.out, at);
+            reject_at(st, at);
             return;
         }
         match self.out.accept_name(&name, el.start_offset, at) {
@@ -188,7 +188,7 @@ impl EnvSink<'_> {
                 self.out.args(&held);
                 self.out.diags(el.writer.take_diags());
             }
-            None => reject_at(st, self.out, at),
+            None => reject_at(st, at),
         }
     }
 
@@ -196,6 +196,7 @@ impl EnvSink<'_> {
         let st = &mut *self.st;
         let Some(mut el) = st.elem.take() else { return };
         if el.rejected {
+            emit_rejected(st, &mut el, self.out);
             return;
         }
         if el.name.is_none() {
@@ -207,8 +208,8 @@ impl EnvSink<'_> {
                 "JSON without a tool name was kept as content",
             );
             st.elem = Some(el);
-            reject(st, self.out);
-            st.elem = None;
+            reject(st);
+            drop_rejected(st, self.out);
             return;
         }
         if matches!(el.args, Args::NotSeen) {
@@ -232,8 +233,8 @@ impl EnvSink<'_> {
                 self.out.end_call();
             }
             st.elem = Some(el);
-            reject(st, self.out);
-            st.elem = None;
+            reject(st);
+            drop_rejected(st, self.out);
             return;
         }
         if !el.started {
@@ -249,14 +250,16 @@ impl EnvSink<'_> {
 }
 
 /// Rejects the current element. A region with no call yet becomes content verbatim;
-/// a later element is kept as content in its compact JSON form.
-fn reject(st: &mut SinkState, out: &mut Emitter) {
+/// a later element is kept as content in its compact JSON form, once it has ended (so that
+/// the text does not depend on where in the element the rejection came, which depends on how
+/// the output was chunked).
+fn reject(st: &mut SinkState) {
     let at = st.offset;
-    reject_at(st, out, at);
+    reject_at(st, at);
 }
 
 /// [`reject`], placing the rejection at `at` (what is mended after it is not reported).
-fn reject_at(st: &mut SinkState, out: &mut Emitter, at: usize) {
+fn reject_at(st: &mut SinkState, at: usize) {
     let Some(el) = st.elem.as_mut() else { return };
     el.rejected = true;
     if !st.committed {
@@ -264,11 +267,23 @@ fn reject_at(st: &mut SinkState, out: &mut Emitter, at: usize) {
             st.stop_at = at;
         }
         st.stop = true;
-    } else {
+    }
+}
+
+/// A rejected element of a region that has a call already is content: its compact text,
+/// closed (so that the content is at least balanced text where the element was cut short).
+fn emit_rejected(st: &SinkState, el: &mut Element, out: &mut Emitter) {
+    if st.committed {
         let mut text = el.shadow.take();
-        // Close what is open so the content is at least balanced text.
         text.push_str(&el.shadow.closers());
         out.text(crate::emit::Channel::Content, &text);
+    }
+}
+
+/// Ends the current element, rejected (see [`emit_rejected`]).
+fn drop_rejected(st: &mut SinkState, out: &mut Emitter) {
+    if let Some(mut el) = st.elem.take() {
+        emit_rejected(st, &mut el, out);
     }
 }
 
@@ -444,7 +459,7 @@ impl TokenSink for EnvSink<'_> {
                             at,
                             "the output ended inside a tool name; kept as content",
                         );
-                        reject(st, self.out);
+                        reject(st);
                     } else if role == Role::Name || el.name.is_none() {
                         el.name = Some(text);
                         self.try_start();
@@ -877,6 +892,8 @@ impl Envelope {
                     "invalid JSON cut a call's arguments short",
                 );
                 out.end_call();
+            } else if el.rejected {
+                emit_rejected(&self.sink, &mut el, out);
             }
         }
         self.scanner = None;
@@ -904,6 +921,36 @@ mod tests {
     fn arguments_read_whole_are_not_closed_again() {
         let r = check(Some("generic_json"), r#"{name"1""arguments"{"":{}}{"#);
         assert_eq!(test_support::calls(&r), test_support::one("1", r#"{"":{}}"#));
+    }
+
+    /// An element rejected after a call of its region (here: JSON-encoded arguments under an
+    /// empty name, decided inside the string) is content once it has ended, whole and the
+    /// same however the output was chunked (a fuzz find, pre-existing).
+    #[test]
+    fn rejected_elements_are_content_once_they_end() {
+        for (text, content) in [
+            (
+                r#"[{"name":"a","arguments":{}},{"name":"","arguments":"{}"}]"#,
+                r#"{"name":"","arguments":"{}"}"#,
+            ),
+            (
+                r#"[{"name":"a","arguments":{}},{"name":"","arguments":"{}"#,
+                r#"{"name":"","arguments":"{}"}"#,
+            ),
+            (
+                r#"[{"name":"a","arguments":{}},{"name":"","arguments":"{"#,
+                r#"{"name":"","arguments":"{"}"#,
+            ),
+        ] {
+            let r = check(Some("generic_json"), text);
+            assert_eq!(test_support::calls(&r), test_support::one("a", "{}"), "{text}");
+            assert_eq!(r.content.as_deref(), Some(content), "{text}");
+        }
+        // An undeclared tool's element keeps its arguments in the content.
+        let tools = r#"[{"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}}]"#;
+        let text = r#"[{"name":"a","arguments":{}},{"name":"zzz","arguments":{"x":[1,2]}}]"#;
+        let r = test_support::check(Some("generic_json"), Some(tools), text);
+        assert_eq!(r.content.as_deref(), Some(r#"{"name":"zzz","arguments":{"x":[1,2]}}"#));
     }
 
     #[test]
