@@ -295,11 +295,12 @@ pub struct ArgsWriter {
     /// Tokens recorded while the schema is not known yet (see [`ArgsWriter::deferred`]).
     recorded: Option<Vec<(OwnedToken, usize)>>,
     frames: Vec<Frame>,
-    hold: Option<Hold>,
+    /// Boxed, as `decoder`: rarely used, and the writer lives in every call's state.
+    hold: Option<Box<Hold>>,
     /// Depth of a skipped (dropped) value being read.
     skip: Option<usize>,
     sniff: Option<Sniff>,
-    decoder: Option<Decoder>,
+    decoder: Option<Box<Decoder>>,
     /// A decoder is running (its tokens are arriving).
     decoding: bool,
     /// The top-level value has started.
@@ -461,16 +462,16 @@ impl ArgsWriter {
             let mut b = Builder::default();
             b.token(&Token::BeginString);
             b.token(&Token::StringPart(&s.buf));
-            self.hold = Some(Hold {
+            self.hold = Some(Box::new(Hold {
                 b,
                 schema: s.schema,
                 path: s.path,
                 start: s.start,
-            });
+            }));
         }
         if let Some(mut h) = self.hold.take() {
             let v = h.b.close();
-            self.finish_hold(h, v, at);
+            self.finish_hold(&h, v, at);
         }
     }
 
@@ -558,7 +559,7 @@ impl ArgsWriter {
         self.value_done();
     }
 
-    fn finish_hold(&mut self, h: Hold, v: Option<Value>, at: usize) {
+    fn finish_hold(&mut self, h: &Hold, v: Option<Value>, at: usize) {
         let Some(v) = v else {
             self.value_done();
             return;
@@ -637,9 +638,9 @@ impl ArgsWriter {
             start: at,
         };
         if let Some(v) = h.b.done.clone() {
-            self.finish_hold(h, Some(v), at);
+            self.finish_hold(&h, Some(v), at);
         } else {
-            self.hold = Some(h);
+            self.hold = Some(Box::new(h));
         }
     }
 
@@ -799,22 +800,22 @@ impl ArgsWriter {
                 path: sn.path,
                 start: sn.start,
             });
-            self.decoder = Some(Decoder {
+            self.decoder = Some(Box::new(Decoder {
                 sc: Scanner::new(Dialect::Json, true, sn.start + 1),
                 pending: String::new(),
                 finished: false,
-            });
+            }));
             self.decode_feed(&sn.buf);
         } else {
             let mut b = Builder::default();
             b.token(&Token::BeginString);
             b.token(&Token::StringPart(&sn.buf));
-            self.hold = Some(Hold {
+            self.hold = Some(Box::new(Hold {
                 b,
                 schema: sn.schema,
                 path: sn.path,
                 start: sn.start,
-            });
+            }));
         }
     }
 
@@ -883,7 +884,7 @@ impl ArgsWriter {
         if let Some(mut h) = self.hold.take() {
             let v = h.b.close();
             let end = h.start;
-            self.finish_hold(h, v, end);
+            self.finish_hold(&h, v, end);
         }
         if self.skip.is_some() {
             self.skip = None;
@@ -909,7 +910,7 @@ impl ArgsWriter {
             if h.b.done.is_some() {
                 if let Some(mut h) = self.hold.take() {
                     let v = h.b.done.take();
-                    self.finish_hold(h, v, at);
+                    self.finish_hold(&h, v, at);
                 }
             }
             return;
@@ -931,7 +932,7 @@ impl ArgsWriter {
                             path: sn.path,
                             start: sn.start,
                         };
-                        self.finish_hold(h, v, at);
+                        self.finish_hold(&h, v, at);
                     }
                 }
                 _ => {}

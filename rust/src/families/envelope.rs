@@ -348,6 +348,9 @@ impl TokenSink for EnvSink<'_> {
                     start_offset: self.st.offset,
                     ..Element::default()
                 };
+                // Room for the usual envelope up to its arguments, which the shadow then
+                // records (it would otherwise grow three or four times).
+                el.shadow.out.reserve(128);
                 el.shadow.token(Token::BeginObject, at);
                 self.st.elem = Some(el);
             } else if depth_before == elem_depth
