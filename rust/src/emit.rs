@@ -342,9 +342,17 @@ impl Emitter {
         }
         let Some(index) = self.open_call else { return };
         self.calls[index].arguments.push_str(s);
-        if self.record_events {
-            self.push_args_event(index, s);
+        if !self.record_events {
+            return;
         }
+        // (What `push_args_event` does, written out: this is on every streamed delta.)
+        if let Some(Event::ToolCallArgs { index: i, text }) = self.events.last_mut() {
+            if *i == index {
+                text.push_str(s);
+                return;
+            }
+        }
+        self.events.push(Event::ToolCallArgs { index, text: s.into() });
     }
 
     /// Records an argument fragment of call `index` as an event (joined to the last event

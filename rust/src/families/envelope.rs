@@ -108,6 +108,8 @@ impl SinkState {
     /// `{`, at absolute offset `at`) in one piece, as the tokens of that text would have been
     /// written (see [`Emitter::args_object_rest`]); returns the bytes read, or `None` when
     /// the object must be read token by token.
+    /// Kept out of line: once per call, and [`Envelope`]'s per-delta path stays small.
+    #[inline(never)]
     fn args_object_rest(&mut self, text: &str, at: usize, max_depth: usize, out: &mut Emitter) -> Option<usize> {
         let el = self.elem.as_mut()?;
         // What the writer holds (the object's `{`) goes first, as the next token would send it.
