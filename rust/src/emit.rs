@@ -377,36 +377,44 @@ impl Emitter {
     /// Arguments found valid here are not validated again. Values nested more than
     /// `max_depth` levels below the object are refused.
     pub fn args_object_rest(&mut self, text: &str, max_depth: usize) -> Option<usize> {
+        self.write_args_object(text, false, max_depth)
+    }
+
+    /// [`Emitter::args_object_rest`] for arguments of which nothing is written yet: `text`
+    /// starts with the object's `{`.
+    pub fn args_object(&mut self, text: &str, max_depth: usize) -> Option<usize> {
+        let rest = text.strip_prefix('{')?;
+        self.write_args_object(rest, true, max_depth).map(|n| n + 1)
+    }
+
+    /// Writes `{` when `open`, then the rest of an arguments object (see
+    /// [`Emitter::args_object_rest`]).
+    fn write_args_object(&mut self, text: &str, open: bool, max_depth: usize) -> Option<usize> {
         use crate::quick_check::{compact_object_rest, Plan};
         let index = self.open_call?;
         let mut buf = std::mem::take(&mut self.calls[index].arguments);
         let old_len = buf.len();
+        if open {
+            buf.push('{');
+        }
         let tools = self.tools.clone();
         let declared = tools
             .as_deref()
             .filter(|t| t.resolve(&self.calls[index].name).is_some());
+        let mut compact = |plan: &Plan, coerced: bool| {
+            let (b, read) = compact_object_rest(text, plan, coerced, max_depth, std::mem::take(&mut buf));
+            buf = b;
+            read
+        };
         // (read, whether the schema's plan accepted the arguments)
         let (read, checked) = match declared {
             Some(tools) => tools.with_plan(&self.calls[index].name, |plan| match plan {
-                Some(plan) => {
-                    let coerced = self.coerce;
-                    let (b, read) = compact_object_rest(text, plan, coerced, max_depth, std::mem::take(&mut buf));
-                    buf = b;
-                    (read, true)
-                }
+                Some(plan) => (compact(plan, self.coerce), true),
                 // Without a plan, only arguments that are not coerced can be written as read.
-                None if !self.coerce => {
-                    let (b, read) = compact_object_rest(text, &Plan::Any, false, max_depth, std::mem::take(&mut buf));
-                    buf = b;
-                    (read, false)
-                }
+                None if !self.coerce => (compact(&Plan::Any, false), false),
                 None => (None, false),
             }),
-            None => {
-                let (b, read) = compact_object_rest(text, &Plan::Any, false, max_depth, std::mem::take(&mut buf));
-                buf = b;
-                (read, false)
-            }
+            None => (compact(&Plan::Any, false), false),
         };
         if read.is_none() {
             buf.truncate(old_len);

@@ -75,6 +75,10 @@ impl TokenSink for Args {
     }
 }
 
+/// How deep the values of arguments read whole may nest (deeper ones are read token by token,
+/// within the scanner's own limit).
+const ARGS_WHOLE_MAX_DEPTH: usize = crate::json::MAX_DEPTH / 2;
+
 /// The harmony state machine.
 pub struct Harmony {
     prose: Prose,
@@ -362,6 +366,17 @@ impl Family for Harmony {
                         self.state = State::Skip;
                         continue;
                     };
+                    // Arguments that are here whole and plain are written in one piece (see
+                    // `Emitter::args_object`); otherwise the scanner reads them.
+                    if sc.is_pristine() {
+                        if let Some(n) = out.args_object(&input[pos..limit], ARGS_WHOLE_MAX_DEPTH) {
+                            out.end_call();
+                            self.args = Args::default();
+                            self.state = State::Skip;
+                            pos += n;
+                            continue;
+                        }
+                    }
                     let progress = sc.feed(&input[pos..limit], &mut self.args);
                     out.diags(sc.repairs.drain(..));
                     let s = self.args.w.take();
@@ -472,6 +487,28 @@ mod tests {
         );
         assert_eq!(calls(&r), one("get_weather", r#"{"city":"Beijing"}"#));
         assert_eq!(r.content, None);
+    }
+
+    /// Arguments that arrive whole are written in one piece where they are plain JSON that
+    /// coercion would leave alone; whatever the path, the result is the token-by-token one.
+    #[test]
+    fn arguments_read_whole_come_out_as_read_token_by_token() {
+        let tools = r#"[{"type": "function", "function": {"name": "w", "parameters": {"type": "object",
+            "properties": {"n": {"type": "integer"}, "s": {"type": "string"}}, "required": ["n"]}}}]"#;
+        for args in [
+            r#"{"n": 1, "s": "a \"b\" \u00e9 \/ \ud83c\udf38"}"#,
+            r#"{"n": "7"}"#,
+            r#"{"s": "no n"}"#,
+            r#"{"n": 1,}"#,
+            r#"{"n": 1} trailing junk"#,
+            r#"{"n": 1"#,
+        ] {
+            let text = format!("<|channel|>commentary to=functions.w<|message|>{args}<|call|>after");
+            for tools in [Some(tools), None] {
+                let r = check(Some("harmony"), tools, &text);
+                assert_eq!(r.tool_calls.len(), 1, "{text}");
+            }
+        }
     }
 
     #[test]
