@@ -1501,33 +1501,42 @@ pub(crate) fn find_needing_escape(bytes: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Bit `k` set when byte `i + k` of `bytes` needs escaping inside a JSON string (a control
+/// character, `"` or `\\`), sixteen bytes at once (SSE2, which every x86-64 processor has).
+///
+/// # Safety
+/// `i + 16 <= bytes.len()`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn escape_mask16(bytes: &[u8], i: usize) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    debug_assert!(i + 16 <= bytes.len());
+    // SAFETY: SSE2 is part of the x86-64 baseline; the load reads bytes `i..i + 16`, inside
+    // `bytes` by the caller's promise, unaligned.
+    unsafe {
+        let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast());
+        // A byte is a control character when min(byte, 0x1f) is the byte itself.
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        _mm_movemask_epi8(_mm_or_si128(control, _mm_or_si128(quote, backslash))) as u32
+    }
+}
+
 /// [`find_needing_escape`] for long texts (whole outputs, argument strings being checked):
-/// sixteen bytes at a time on x86-64 (SSE2, which every x86-64 processor has).
+/// sixteen bytes at a time on x86-64.
 #[inline]
 pub(crate) fn find_needing_escape_wide(bytes: &[u8], mut i: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{
-            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        };
-        // SAFETY: SSE2 is part of the x86-64 baseline, and every load reads 16 bytes inside
-        // `bytes` (`i + 16 <= len`), unaligned.
-        unsafe {
-            let quote = _mm_set1_epi8(b'"' as i8);
-            let backslash = _mm_set1_epi8(b'\\' as i8);
-            let last_control = _mm_set1_epi8(0x1f);
-            while i + 16 <= bytes.len() {
-                let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast());
-                // A byte is a control character when min(byte, 0x1f) is the byte itself.
-                let control = _mm_cmpeq_epi8(_mm_min_epu8(v, last_control), v);
-                let special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
-                let mask = _mm_movemask_epi8(_mm_or_si128(control, special)) as u32;
-                if mask != 0 {
-                    return i + mask.trailing_zeros() as usize;
-                }
-                i += 16;
-            }
+    while i + 16 <= bytes.len() {
+        // SAFETY: `i + 16 <= bytes.len()`.
+        let mask = unsafe { escape_mask16(bytes, i) };
+        if mask != 0 {
+            return i + mask.trailing_zeros() as usize;
         }
+        i += 16;
     }
     find_needing_escape(bytes, i)
 }
@@ -1553,42 +1562,28 @@ pub fn verbatim_prefix_len(bytes: &[u8]) -> usize {
     verbatim_prefix_len_with(bytes, find_needing_escape)
 }
 
-/// [`verbatim_prefix_len`] for long texts: sixteen bytes at a time on x86-64 (SSE2), going
-/// over the escapes each block holds without searching the block again.
+/// [`verbatim_prefix_len`] for long texts: sixteen bytes at a time on x86-64, going over the
+/// escapes each block holds without searching the block again.
 pub(crate) fn verbatim_prefix_len_wide(bytes: &[u8]) -> usize {
     #[allow(unused_mut)]
     let mut i = 0;
     #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{
-            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        };
-        // SAFETY: SSE2 is part of the x86-64 baseline, and every load reads 16 bytes inside
-        // `bytes` (`i + 16 <= len`), unaligned.
-        unsafe {
-            let quote = _mm_set1_epi8(b'"' as i8);
-            let backslash = _mm_set1_epi8(b'\\' as i8);
-            let last_control = _mm_set1_epi8(0x1f);
-            while i + 16 <= bytes.len() {
-                let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast());
-                let control = _mm_cmpeq_epi8(_mm_min_epu8(v, last_control), v);
-                let special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
-                let mut mask = _mm_movemask_epi8(_mm_or_si128(control, special)) as u32;
-                // Where the next block starts: one further when an escape crosses into it.
-                let mut next = i + 16;
-                while mask != 0 {
-                    let p = mask.trailing_zeros() as usize;
-                    let at = i + p;
-                    if bytes[at] != b'\\' || !bytes.get(at + 1).copied().is_some_and(is_verbatim_escape) {
-                        return at;
-                    }
-                    // The escape stays as it stands: its byte after the backslash is text.
-                    mask &= !(0b11 << p);
-                    next = next.max(at + 2);
-                }
-                i = next;
+    while i + 16 <= bytes.len() {
+        // SAFETY: `i + 16 <= bytes.len()`.
+        let mut mask = unsafe { escape_mask16(bytes, i) };
+        // Where the next block starts: one further when an escape crosses into it.
+        let mut next = i + 16;
+        while mask != 0 {
+            let p = mask.trailing_zeros() as usize;
+            let at = i + p;
+            if bytes[at] != b'\\' || !bytes.get(at + 1).copied().is_some_and(is_verbatim_escape) {
+                return at;
             }
+            // The escape stays as it stands: its byte after the backslash is text.
+            mask &= !(0b11 << p);
+            next = next.max(at + 2);
         }
+        i = next;
     }
     i + verbatim_prefix_len(&bytes[i..])
 }
