@@ -342,21 +342,14 @@ impl Emitter {
         }
         let Some(index) = self.open_call else { return };
         self.calls[index].arguments.push_str(s);
-        if !self.record_events {
-            return;
+        if self.record_events {
+            self.push_args_event(index, s);
         }
-        // (What `push_args_event` does, written out: this is on every streamed delta.)
-        if let Some(Event::ToolCallArgs { index: i, text }) = self.events.last_mut() {
-            if *i == index {
-                text.push_str(s);
-                return;
-            }
-        }
-        self.events.push(Event::ToolCallArgs { index, text: s.into() });
     }
 
     /// Records an argument fragment of call `index` as an event (joined to the last event
     /// when that is a fragment of the same call).
+    #[inline(always)]
     fn push_args_event(&mut self, index: usize, s: &str) {
         if let Some(Event::ToolCallArgs { index: i, text }) = self.events.last_mut() {
             if *i == index {
@@ -398,16 +391,14 @@ impl Emitter {
             buf.push('{');
         }
         let tools = self.tools.clone();
-        let declared = tools
-            .as_deref()
-            .filter(|t| t.resolve(&self.calls[index].name).is_some());
         let mut compact = |plan: &Plan, coerced: bool| {
             let (b, read) = compact_object_rest(text, plan, coerced, max_depth, std::mem::take(&mut buf));
             buf = b;
             read
         };
         // (read, whether the schema's plan accepted the arguments)
-        let (read, checked) = match declared {
+        let (read, checked) = match tools.as_deref() {
+            // (Calls are only started under declared names when tools are given.)
             Some(tools) => tools.with_plan(&self.calls[index].name, |plan| match plan {
                 Some(plan) => (compact(plan, self.coerce), true),
                 // Without a plan, only arguments that are not coerced can be written as read.

@@ -549,11 +549,6 @@ enum State {
     Value,
 }
 
-/// Scanner depth within which a call's arguments object may be read whole (so that the
-/// containers in it stay well within the scanner's own depth limit, which the fast path
-/// leaves to the token-by-token reading).
-const ARGS_WHOLE_MAX_DEPTH: usize = crate::json::MAX_DEPTH / 2;
-
 /// The JSON-envelope state machine.
 pub struct Envelope {
     spec: &'static EnvelopeSpec,
@@ -794,8 +789,8 @@ impl Family for Envelope {
                             self.region_text(s);
                             pos += consumed;
                             let depth = scanner.depth();
-                            if depth < ARGS_WHOLE_MAX_DEPTH {
-                                let max = ARGS_WHOLE_MAX_DEPTH - depth;
+                            if depth < crate::families::ARGS_WHOLE_MAX_DEPTH {
+                                let max = crate::families::ARGS_WHOLE_MAX_DEPTH - depth;
                                 if let Some(n) = self.sink.args_object_rest(&input[pos..], out.base + pos, max, out) {
                                     scanner.skip_container_rest(n);
                                     let s = &input[pos..pos + n];

@@ -75,10 +75,6 @@ impl TokenSink for Args {
     }
 }
 
-/// How deep the values of arguments read whole may nest (deeper ones are read token by token,
-/// within the scanner's own limit).
-const ARGS_WHOLE_MAX_DEPTH: usize = crate::json::MAX_DEPTH / 2;
-
 /// The harmony state machine.
 pub struct Harmony {
     prose: Prose,
@@ -369,7 +365,7 @@ impl Family for Harmony {
                     // Arguments that are here whole and plain are written in one piece (see
                     // `Emitter::args_object`); otherwise the scanner reads them.
                     if sc.is_pristine() {
-                        if let Some(n) = out.args_object(&input[pos..limit], ARGS_WHOLE_MAX_DEPTH) {
+                        if let Some(n) = out.args_object(&input[pos..limit], crate::families::ARGS_WHOLE_MAX_DEPTH) {
                             out.end_call();
                             self.args = Args::default();
                             self.state = State::Skip;

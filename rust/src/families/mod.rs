@@ -18,6 +18,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::emit::{Channel, Emitter};
 use crate::marker::{Find, MarkerSet};
 
+/// Scanner depth within which a call's arguments object may be read whole
+/// ([`crate::emit::Emitter::args_object`]): the values in it may nest down to this depth, well
+/// within the scanner's own limit; deeper ones are left to the token-by-token reading.
+pub(crate) const ARGS_WHOLE_MAX_DEPTH: usize = crate::json::MAX_DEPTH / 2;
+
 /// A family's streaming state machine.
 pub trait Family: Send + Sync {
     /// Consumes a prefix of `input` (which starts at absolute offset `out.base`), reporting
